@@ -1,0 +1,282 @@
+"""The one wiring point: builds the store, HTTP session, notifiers, pipeline and scheduler.
+
+``Daemon.run_forever`` is the long-running service; ``Daemon.run_once`` is the burst mode
+that tests and cron share. Side tasks are supervised: one that crashes stops the daemon
+loudly, with a non-zero exit code, instead of leaving half a service running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mastwatch import __version__
+from mastwatch.config import Config, Secrets, SourceConfig, load_config, resolve_secrets
+from mastwatch.delivery import DeliveryWorker, utc_now
+from mastwatch.errors import MastwatchError
+from mastwatch.log import redactor
+from mastwatch.notify.base import Notifier
+from mastwatch.notify.console import ConsoleNotifier
+from mastwatch.notify.email import EmailNotifier
+from mastwatch.notify.slack import SlackNotifier
+from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
+from mastwatch.rules import RuleSet, load_rules
+from mastwatch.sources.http import Fetcher, FetchSettings, make_session
+from mastwatch.store.sqlite import SQLiteStore
+
+log = structlog.get_logger(__name__)
+FIRST_POLL_SPREAD = 2.0  # seconds over which the first polls of all sources are spread
+
+
+def load_everything(path: Path) -> tuple[Config, RuleSet]:
+    """Config and rules together, so a reload swaps both or neither."""
+    config = load_config(path)
+    rules = load_rules(config.resolve(config.rules.dir), config.tier_names)
+    return config, rules
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    http = config.http
+    settings = FetchSettings(
+        connect_timeout=http.connect_timeout,
+        total_timeout=http.total_timeout,
+        max_body_bytes=http.max_body_bytes,
+        max_redirects=http.max_redirects,
+    )
+    if http.user_agent:
+        settings = FetchSettings(**{**settings.__dict__, "user_agent": http.user_agent})
+    return settings
+
+
+def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
+    """The notifiers whose secrets and servers are configured, plus the console."""
+    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier()}
+    slack = config.slack
+    if secrets.slack_token or secrets.slack_webhook_url:
+        notifiers["slack"] = SlackNotifier(
+            token=secrets.slack_token,
+            webhook_url=None if secrets.slack_token else secrets.slack_webhook_url,
+            base_url=slack.base_url,
+            mention_tiers=frozenset(slack.mention_tiers),
+            min_interval=slack.min_interval,
+        )
+    email = config.email
+    if email.host:
+        notifiers["email"] = EmailNotifier(
+            host=email.host,
+            port=email.port,
+            sender=email.sender,
+            tls=email.tls,
+            username=secrets.smtp_username,
+            password=secrets.smtp_password,
+            timeout=email.timeout,
+        )
+    return notifiers
+
+
+@dataclass
+class Daemon:
+    config_path: Path
+    clock: Callable[[], datetime] = utc_now
+    config: Config = field(init=False)
+    ruleset: RuleSet = field(init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _exit_code: int = 0
+
+    async def __aenter__(self) -> Daemon:
+        self.config, self.ruleset = load_everything(self.config_path)
+        secrets = resolve_secrets(self.config)
+        redactor.register(secrets.values())
+        self.store = SQLiteStore(self.config.resolve(self.config.store.path))
+        await self.store.open()
+        self.session = make_session(fetch_settings(self.config))
+        self.notifiers = build_notifiers(self.config, secrets)
+        self.worker = DeliveryWorker(self.store, self.notifiers, self.config.delivery, self.clock)
+        self.pipeline = Pipeline(
+            config=self.config,
+            store=self.store,
+            fetcher=Fetcher(self.session, fetch_settings(self.config)),
+            rules=lambda: self.ruleset,
+            on_enqueued=self.worker.wake,
+        )
+        self._set_receivers()
+        log.info(
+            "daemon_started",
+            version=__version__,
+            sources=len(self.config.sources),
+            rules=len(self.ruleset),
+            ruleset_hash=self.ruleset.content_hash[:12],
+            channels=sorted(self.notifiers),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for notifier in self.notifiers.values():
+            with contextlib.suppress(Exception):
+                await notifier.close()
+        await self.session.close()
+        await self.store.close()
+        log.info("daemon_stopped", exit_code=self._exit_code)
+
+    def _set_receivers(self) -> None:
+        self.pipeline.receivers = receivers_by_tier(
+            self.config,
+            slack_ready="slack" in self.notifiers,
+            email_ready="email" in self.notifiers,
+        )
+        for tier, receivers in self.pipeline.receivers.items():
+            log.debug(
+                "tier_receivers",
+                tier=tier,
+                receivers=[f"{r.channel}:{r.target}" for r in receivers],
+            )
+
+    @property
+    def sources(self) -> list[SourceConfig]:
+        return [s for s in self.config.sources if s.enabled]
+
+    async def poll_all(self, *, force: bool) -> list[PollOutcome]:
+        now = self.clock()
+        polls = [self._poll_safely(s, now, force=force) for s in self.sources]
+        return list(await asyncio.gather(*polls))
+
+    async def _poll_safely(
+        self, source: SourceConfig, now: datetime, *, force: bool
+    ) -> PollOutcome:
+        """One bad source must never stop the others: any escape is logged and contained."""
+        try:
+            return await self.pipeline.poll(source, now, force=force)
+        except Exception as exc:
+            log.exception("source_poll_crashed", source=source.id)
+            return PollOutcome(source.id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def run_once(self) -> int:
+        """Poll every source once, deliver what that produced, and return an exit code."""
+        outcomes = await self.poll_all(force=True)
+        await self.worker.drain(self.config.delivery.once_wait)
+        failed = [o.source_id for o in outcomes if o.status in {"failed", "disabled"}]
+        counts = await self.store.outbox_counts()
+        log.info("once_finished", sources=len(outcomes), failed_sources=failed, outbox=counts)
+        return 0
+
+    async def run_forever(self) -> int:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads config and rules."""
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+        self._sync_jobs(scheduler)
+        scheduler.start()
+        worker = asyncio.create_task(self.worker.run(self._stop), name="delivery-worker")
+        worker.add_done_callback(self._supervise)
+        log.info("daemon_ready", sources=len(self.sources))
+        await self._stop.wait()
+        log.info("daemon_stopping")
+        scheduler.shutdown(wait=False)
+        await self._finish_worker(worker)
+        return self._exit_code
+
+    async def _finish_worker(self, worker: asyncio.Task[None]) -> None:
+        """Let in-flight deliveries finish within the grace period, then hand them back."""
+        self.worker.wake()
+        done, _ = await asyncio.wait({worker}, timeout=self.config.delivery.shutdown_grace)
+        if not done:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    def _supervise(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stop.is_set():
+            return
+        error = task.exception()
+        log.critical("side_task_died", task=task.get_name(), error=repr(error))
+        self._exit_code = 1
+        self._stop.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+
+    def _request_stop(self, name: str) -> None:
+        log.info("signal_received", signal=name)
+        self._stop.set()
+
+    def _request_reload(self) -> None:
+        task = asyncio.ensure_future(self.reload())
+        task.add_done_callback(lambda t: t.exception())  # errors are logged inside reload
+
+    async def reload(self, scheduler: AsyncIOScheduler | None = None) -> bool:
+        """Swap in a new config and rule set only if all of it is valid."""
+        try:
+            config, ruleset = await asyncio.to_thread(load_everything, self.config_path)
+        except MastwatchError as exc:
+            problems = getattr(exc, "problems", [str(exc)])
+            log.error(
+                "reload_rejected",
+                problems=problems,
+                running_ruleset_hash=self.ruleset.content_hash[:12],
+            )
+            return False
+        if config.store != self.config.store:
+            log.warning("reload_store_change_ignored", hint="restart to change the store")
+            config = config.model_copy(update={"store": self.config.store})
+        old_hash = self.ruleset.content_hash
+        self.config, self.ruleset = config, ruleset
+        self.pipeline.config = config
+        self._set_receivers()
+        if self._scheduler is not None:
+            self._sync_jobs(self._scheduler)
+        log.info(
+            "reload_applied",
+            ruleset_hash=ruleset.content_hash[:12],
+            previous_hash=old_hash[:12],
+            rules=len(ruleset),
+            sources=len(self.sources),
+        )
+        return True
+
+    _scheduler: AsyncIOScheduler | None = None
+
+    def _sync_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """One interval job per enabled source; removed sources lose their job."""
+        self._scheduler = scheduler
+        wanted = {s.id: s for s in self.sources}
+        for job in scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        now = self.clock()
+        schedule = self.config.schedule
+        for source in wanted.values():
+            first = now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
+            scheduler.add_job(
+                self._scheduled_poll,
+                IntervalTrigger(seconds=self.config.interval_of(source), jitter=schedule.jitter),
+                args=[source.id],
+                id=source.id,
+                name=f"poll {source.id}",
+                next_run_time=first,
+                misfire_grace_time=int(schedule.misfire_grace_time),
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+            )
+
+    async def _scheduled_poll(self, source_id: str) -> None:
+        source = next((s for s in self.sources if s.id == source_id), None)
+        if source is not None:
+            await self._poll_safely(source, self.clock(), force=False)
+
+
+async def run_daemon(config_path: Path, *, once: bool) -> int:
+    async with Daemon(config_path) as daemon:
+        return await (daemon.run_once() if once else daemon.run_forever())

@@ -1,0 +1,255 @@
+"""Command line: run, check, dry-run, inspect.
+
+Exit codes: 0 all well, 1 a problem the operator must fix (each one printed with its file
+and line or key path), 2 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from mastwatch import __version__
+from mastwatch.errors import ConfigError, FetchError, MastwatchError, RuleError
+from mastwatch.model import DEFAULT_TIERS, Item, Match
+
+EXIT_OK, EXIT_PROBLEM = 0, 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mastwatch", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mastwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--once", action="store_true", help="poll every source once, deliver, exit")
+
+    check = sub.add_parser("check", help="validate the config, the rules and their inline tests")
+    check.add_argument("--config", type=Path)
+    check.add_argument("--rules", type=Path, help="a rules directory (instead of the config's)")
+
+    dry = sub.add_parser("dry-run", help="match rules on feeds or URLs; sends and stores nothing")
+    dry.add_argument("--rules", type=Path, help="rules directory (default: the config's)")
+    dry.add_argument("--config", type=Path)
+    dry.add_argument("--format", choices=("text", "jsonl"), default="text")
+    dry.add_argument("inputs", nargs="+", metavar="INPUT", help="a feed file or a URL")
+
+    inspect = sub.add_parser("inspect", help="print the items a feed file or URL yields")
+    inspect.add_argument("input", metavar="INPUT")
+    inspect.add_argument("--format", choices=("text", "jsonl"), default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": cmd_run, "check": cmd_check, "dry-run": cmd_dry_run, "inspect": cmd_inspect}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _print_problems(title: str, problems: Sequence[str], out: TextIO = sys.stderr) -> None:
+    print(f"{title} ({len(problems)}):", file=out)
+    for problem in problems:
+        print(f"  {problem}", file=out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mastwatch.app import load_everything, run_daemon  # noqa: PLC0415 (keeps --help fast)
+    from mastwatch.log import configure_logging  # noqa: PLC0415
+
+    try:
+        config, _ = load_everything(args.config)
+    except (ConfigError, RuleError) as exc:
+        _print_problems("mastwatch cannot start", exc.problems)
+        return EXIT_PROBLEM
+    configure_logging(config.log.level, config.log.format)
+    try:
+        return asyncio.run(run_daemon(args.config, once=args.once))
+    except MastwatchError as exc:
+        _print_problems("mastwatch stopped", getattr(exc, "problems", [str(exc)]))
+        return EXIT_PROBLEM
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mastwatch.config import load_config, resolve_secrets  # noqa: PLC0415
+    from mastwatch.rules import load_rules, run_inline_tests  # noqa: PLC0415
+
+    if args.config is None and args.rules is None:
+        print("mastwatch check: give --config FILE or --rules DIR", file=sys.stderr)
+        return 2
+    problems: list[str] = []
+    tiers: Sequence[str] = DEFAULT_TIERS
+    rules_dir = args.rules
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+            resolve_secrets(config)
+            tiers = config.tier_names
+            rules_dir = rules_dir or config.resolve(config.rules.dir)
+        except ConfigError as exc:
+            problems += exc.problems
+    if rules_dir is not None:
+        try:
+            ruleset = load_rules(rules_dir, tiers)
+            problems += run_inline_tests(ruleset)
+        except RuleError as exc:
+            problems += exc.problems
+    if problems:
+        _print_problems("problems found", problems)
+        return EXIT_PROBLEM
+    print(f"ok: {len(ruleset)} rules, inline tests pass, rule set {ruleset.content_hash[:12]}")
+    return EXIT_OK
+
+
+def _source_id_of(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme in {"http", "https"}:
+        return parts.netloc
+    return Path(parts.path if parts.scheme == "file" else text).stem or "input"
+
+
+def _read_items(text: str) -> list[Item]:
+    """Items of a feed file or URL; raises FetchError naming the input."""
+    from mastwatch.sources.feed import parse_feed  # noqa: PLC0415
+
+    source_id = _source_id_of(text)
+    scheme = urlsplit(text).scheme
+    if scheme in {"http", "https", "file"}:
+        return asyncio.run(_fetch_items(text, source_id))
+    try:
+        body = Path(text).read_bytes()
+    except OSError as exc:
+        raise FetchError(f"{text}: cannot read: {exc.strerror}") from None
+    return list(parse_feed(body, source_id=source_id, base_url=None).items)
+
+
+async def _fetch_items(url: str, source_id: str) -> list[Item]:
+    from mastwatch.sources.feed import parse_feed  # noqa: PLC0415
+    from mastwatch.sources.http import Fetched, Fetcher, FetchSettings, make_session  # noqa: PLC0415
+
+    settings = FetchSettings()
+    async with make_session(settings) as session:
+        result = await Fetcher(session, settings).fetch(
+            url, etag=None, last_modified=None, previous_body_hash=None
+        )
+    if not isinstance(result, Fetched):
+        raise FetchError(f"{url}: {getattr(result, 'reason', 'not fetched')}")
+    parsed = parse_feed(
+        result.body,
+        source_id=source_id,
+        http_charset=result.http_charset,
+        content_type=result.content_type,
+        base_url=result.final_url,
+    )
+    return list(parsed.items)
+
+
+def _load_ruleset(args: argparse.Namespace) -> Any:
+    from mastwatch.config import load_config  # noqa: PLC0415
+    from mastwatch.rules import load_rules  # noqa: PLC0415
+
+    tiers: Sequence[str] = DEFAULT_TIERS
+    rules_dir = args.rules
+    if args.config is not None:
+        config = load_config(args.config)
+        tiers = config.tier_names
+        rules_dir = rules_dir or config.resolve(config.rules.dir)
+    if rules_dir is None:
+        raise ConfigError(["dry-run: give --rules DIR or --config FILE"])
+    return load_rules(rules_dir, tiers)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _match_record(item: Item, found: Match) -> dict[str, object]:
+    return {
+        "rule": found.rule_id,
+        "tier": found.tier,
+        "guid": item.guid,
+        "key": item.key,
+        "title": item.title,
+        "link": item.link,
+        "source": item.source_id,
+        "published": _iso(item.published),
+        "matched": list(found.matched),
+    }
+
+
+def _matches(ruleset: Any, items: list[Item]) -> Iterator[tuple[Item, Match]]:
+    from mastwatch.rules import match  # noqa: PLC0415
+    from mastwatch.text import make_document  # noqa: PLC0415
+
+    for item in items:
+        for found in match(ruleset, make_document(item)):
+            yield item, found
+
+
+def cmd_dry_run(args: argparse.Namespace) -> int:
+    try:
+        ruleset = _load_ruleset(args)
+    except (ConfigError, RuleError) as exc:
+        _print_problems("cannot load rules", exc.problems)
+        return EXIT_PROBLEM
+    status = EXIT_OK
+    for text in args.inputs:
+        try:
+            items = _read_items(text)
+        except FetchError as exc:
+            print(f"mastwatch dry-run: {exc}", file=sys.stderr)
+            status = EXIT_PROBLEM
+            continue
+        for item, found in _matches(ruleset, items):
+            _print_match(item, found, args.format)
+    return status
+
+
+def _print_match(item: Item, found: Match, fmt: str) -> None:
+    if fmt == "jsonl":
+        print(json.dumps(_match_record(item, found), ensure_ascii=False))
+        return
+    print(f"[{found.tier}] {found.rule_id}: {item.title}")
+    print(f"    source {item.source_id} · {item.link or item.key}")
+    print(f"    matched: {', '.join(found.matched)}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from mastwatch.text import make_document  # noqa: PLC0415
+
+    try:
+        items = _read_items(args.input)
+    except FetchError as exc:
+        print(f"mastwatch inspect: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    for item in items:
+        doc = make_document(item)
+        if args.format == "jsonl":
+            record = {
+                "key": item.key,
+                "guid": item.guid,
+                "title": item.title,
+                "link": item.link,
+                "published": _iso(item.published),
+                "tags": list(item.tags),
+                "text": {"title": doc.title, "summary": doc.summary, "content": doc.content},
+            }
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            print(f"{_iso(item.published) or '-':25} {item.key[:40]:40} {doc.title}")
+    print(f"{len(items)} items", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""structlog set-up: JSON off a terminal, readable on one, secrets redacted everywhere.
+
+Standard-library loggers (aiohttp, apscheduler, slack_sdk, asyncio) are routed through the
+same processors, so a secret that a library puts in a log line is redacted too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[redacted]"
+_SECRET_KEYS = re.compile(r"token|password|passwd|secret|webhook|authorization|api_key", re.I)
+# Slack tokens and webhook paths have recognisable shapes; scrub them wherever they appear.
+_SECRET_SHAPES = re.compile(
+    r"xox[abposr]-[A-Za-z0-9-]+|hooks\.slack\.com/services/[A-Za-z0-9/_-]+|Bearer\s+\S+"
+)
+_NOISY_LIBRARIES = ("aiohttp.access", "apscheduler", "slack_sdk", "asyncio", "aiosmtplib")
+
+
+class SecretRedactor:
+    """A processor that hides secret values by key name, by known value and by shape."""
+
+    def __init__(self) -> None:
+        self._values: tuple[str, ...] = ()
+
+    def register(self, secrets: Iterable[str]) -> None:
+        """Remember secret values read at start-up so they are scrubbed from any string."""
+        known = set(self._values) | {s for s in secrets if len(s) >= 4}
+        self._values = tuple(sorted(known, key=len, reverse=True))
+
+    def scrub(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, REDACTED)
+        return _SECRET_SHAPES.sub(REDACTED, text)
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+        return {key: self._clean(key, value) for key, value in event_dict.items()}
+
+    def _clean(self, key: str, value: Any) -> Any:
+        if _SECRET_KEYS.search(key) and value not in (None, "", False):
+            return REDACTED
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, MutableMapping):
+            return {k: self._clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(key, v) for v in value]
+        return value
+
+
+redactor = SecretRedactor()
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+
+
+def _renderer(json_output: bool) -> list[Processor]:
+    if json_output:
+        # show_locals=False: a traceback's locals may hold tokens or feed bodies.
+        transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        return [
+            structlog.processors.ExceptionRenderer(transformer),
+            redactor,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ]
+    return [
+        redactor,
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library through one redacting pipeline."""
+    out = stream or sys.stderr
+    json_output = fmt == "json" or (fmt == "auto" and not out.isatty())
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_renderer(json_output),
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in _NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,280 @@
+"""Pure rendering of an alert for Slack, email and a terminal.
+
+Everything taken from a feed (title, summary, link, source name) is untrusted: it is
+escaped here, at the edge where it meets each output format, and nowhere earlier. The
+rule title, rule id and matched terms come from operators, but they are escaped the same
+way because nothing is gained by trusting them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from mastwatch.model import Alert
+
+# Limits of Slack's Block Kit and chat.postMessage, declared once here and re-exported
+# on SlackNotifier so the sending code never hard-codes them.
+SLACK_HEADER_MAX = 150  # header block plain_text
+SLACK_BLOCK_TEXT_MAX = 3000  # section / context text
+SLACK_TEXT_MAX = 40_000  # top-level message text
+
+SUMMARY_MAX = 500  # characters of the summary a subscriber sees
+SUBJECT_MAX = 200  # characters of an email subject
+TITLE_MAX = 250  # characters of a title inside a section (the header has its own cap)
+URL_MAX = 1000  # longer links are not linked: a feed does not need them, an attacker might
+
+ELLIPSIS = "…"
+
+TIER_EMOJI: dict[str, str] = {
+    "critical": "🚨",
+    "high": "🔶",
+    "normal": "🔹",
+    "digest": "📰",
+}
+DEFAULT_EMOJI = "🔔"
+
+# C0/C1 controls (incl. ESC, CR, LF, NEL), the Unicode line/paragraph separators and the
+# bidirectional overrides, which can make a subject or a terminal line lie about its text.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Whole terminal escape sequences (CSI such as "ESC[31m", OSC such as "ESC]0;title BEL",
+# and two-character escapes), removed before the lone control characters so no printable
+# remnant like "[31m" is left behind.
+_ANSI_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[@-Z\\-_]"
+)
+_SPACE_RE = re.compile(r"\s+")
+# Characters kept as they are in a link; everything else (|, <, >, ", space, non-ASCII,
+# backslash, braces...) is percent-encoded so it cannot end Slack's <url|label> syntax
+# or an HTML attribute.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_SAFE_SCHEMES = frozenset({"http", "https"})
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A Slack message: Block Kit blocks plus the plain-text fallback Slack requires."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def clean_line(text: str) -> str:
+    """Return ``text`` as one line: control characters removed, whitespace collapsed."""
+    text = _CONTROL_RE.sub(" ", _ANSI_RE.sub("", text))
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, on a word boundary when one is near,
+    ending with an ellipsis when anything was cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:-") + ELLIPSIS
+
+
+def short_summary(alert: Alert) -> str:
+    """The alert's summary as one plain-text paragraph of at most ``SUMMARY_MAX`` chars."""
+    return truncate(clean_line(alert.summary), SUMMARY_MAX)
+
+
+def safe_url(url: str | None) -> str | None:
+    """Return an http(s) link safe to embed in Slack mrkdwn or an HTML attribute, or
+    ``None`` when the link is missing, too long or of any other scheme (javascript:,
+    data:, file: ... are never linked)."""
+    if not url:
+        return None
+    url = url.strip()
+    if _CONTROL_RE.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return None
+    if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.netloc:
+        return None
+    encoded = quote(url, safe=_URL_SAFE)
+    return encoded if len(encoded) <= URL_MAX else None
+
+
+def slack_escape(text: str) -> str:
+    """Escape ``&``, ``<`` and ``>`` for Slack mrkdwn.
+
+    That is all Slack needs: a special mention (``<!channel>``), a user mention
+    (``<@U123>``) or a link (``<http://x|y>``) only exists inside angle brackets, so once
+    they are escaped a feed title arrives inert. A bare ``@here`` or ``@channel`` typed as
+    text does not notify anyone when the message is posted with ``parse="none"``, which
+    the notifier always does, so it needs no treatment here.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cap_mrkdwn(text: str, limit: int) -> str:
+    """Cut escaped mrkdwn to ``limit`` characters without splitting an ``&amp;`` entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + ELLIPSIS
+
+
+def format_published(published: datetime | None) -> str:
+    """A publication time in UTC, or ``"unknown time"``; a naive time is taken as UTC."""
+    if published is None:
+        return "unknown time"
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return published.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _title(alert: Alert) -> str:
+    return clean_line(alert.title) or "(untitled)"
+
+
+def _emoji(tier: str) -> str:
+    return TIER_EMOJI.get(tier, DEFAULT_EMOJI)
+
+
+def _facts(alert: Alert) -> list[tuple[str, str]]:
+    """The facts every format shows, as (label, plain text) pairs, not yet escaped."""
+    matched = ", ".join(clean_line(term) for term in alert.matched) or "(none)"
+    return [
+        ("Rule", f"{clean_line(alert.rule_title)} [{clean_line(alert.rule_id)}]"),
+        ("Tier", clean_line(alert.tier)),
+        ("Matched", matched),
+        ("Source", clean_line(alert.source_name)),
+        ("Published", format_published(alert.published)),
+    ]
+
+
+# --- Slack ---------------------------------------------------------------------------
+
+
+def _slack_title_line(alert: Alert) -> str:
+    title = slack_escape(truncate(_title(alert), TITLE_MAX))
+    url = safe_url(alert.link)
+    return f"*<{url}|{title}>*" if url else f"*{title}*"
+
+
+def _slack_section(alert: Alert, mention: bool) -> str:
+    prefix = "<!here> " if mention else ""
+    text = prefix + _slack_title_line(alert)
+    summary = short_summary(alert)
+    if summary:
+        text += "\n" + slack_escape(summary)
+    return cap_mrkdwn(text, SLACK_BLOCK_TEXT_MAX)
+
+
+def _slack_context(alert: Alert) -> str:
+    text = " · ".join(f"{label}: {slack_escape(value)}" for label, value in _facts(alert))
+    return cap_mrkdwn(text, SLACK_BLOCK_TEXT_MAX)
+
+
+def _slack_fallback(alert: Alert, mention: bool) -> str:
+    lines = [f"{_emoji(alert.tier)} [{alert.tier.upper()}] {slack_escape(_title(alert))}"]
+    lines += [f"{label}: {slack_escape(value)}" for label, value in _facts(alert)]
+    url = safe_url(alert.link)
+    if url:
+        lines.append(f"<{url}>")
+    summary = short_summary(alert)
+    if summary:
+        lines.append(slack_escape(summary))
+    text = ("<!here> " if mention else "") + "\n".join(lines)
+    return cap_mrkdwn(text, SLACK_TEXT_MAX)
+
+
+def slack_message(alert: Alert, *, mention: bool) -> SlackMessage:
+    """Render ``alert`` as Block Kit blocks plus a plain-text fallback.
+
+    ``mention`` (used for the critical tier) prepends ``<!here>`` to the fallback text
+    and to the section, the only places where Slack honours it.
+    """
+    header = truncate(f"{_emoji(alert.tier)} {_title(alert)}", SLACK_HEADER_MAX)
+    blocks: list[dict[str, Any]] = [
+        # plain_text is shown literally by Slack: no mrkdwn escaping, only the length cap
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_section(alert, mention)}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _slack_context(alert)}],
+        },
+    ]
+    return SlackMessage(text=_slack_fallback(alert, mention), blocks=blocks)
+
+
+# --- email ---------------------------------------------------------------------------
+
+
+def email_subject(alert: Alert) -> str:
+    """``[mastwatch][TIER] title`` on one line (no CR, LF or other control character)
+    and at most ``SUBJECT_MAX`` characters, so a feed title cannot inject a header."""
+    subject = f"[mastwatch][{clean_line(alert.tier).upper()}] {_title(alert)}"
+    return truncate(subject, SUBJECT_MAX)
+
+
+def _email_text(alert: Alert) -> str:
+    lines = [f"[{clean_line(alert.tier).upper()}] {_title(alert)}", ""]
+    lines += [f"{label}: {value}" for label, value in _facts(alert)]
+    url = safe_url(alert.link)
+    if url:
+        lines.append(f"Link: {url}")
+    summary = short_summary(alert)
+    if summary:
+        lines += ["", summary]
+    lines += ["", "--", f"Sent by mastwatch. Alert id: {alert.id}"]
+    return "\n".join(lines) + "\n"
+
+
+def _email_html(alert: Alert) -> str:
+    esc = html.escape
+    title = esc(_title(alert))
+    url = safe_url(alert.link)
+    heading = f'<a href="{esc(url)}">{title}</a>' if url else title
+    rows = "".join(
+        f"<tr><th align='left'>{esc(label)}</th><td>{esc(value)}</td></tr>"
+        for label, value in _facts(alert)
+    )
+    summary = short_summary(alert)
+    return (
+        "<!DOCTYPE html>\n<html><body>\n"
+        f"<h2>{esc(_emoji(alert.tier))} [{esc(clean_line(alert.tier).upper())}] {heading}</h2>\n"
+        f"<table>{rows}</table>\n"
+        + (f"<p>{esc(summary)}</p>\n" if summary else "")
+        + f"<p style='color:#888'>Sent by mastwatch. Alert id: {esc(alert.id)}</p>\n"
+        "</body></html>\n"
+    )
+
+
+def email_bodies(alert: Alert) -> tuple[str, str]:
+    """The plain-text and HTML bodies of an alert email; every feed-derived string in the
+    HTML is escaped and only an http(s) link becomes an anchor."""
+    return _email_text(alert), _email_html(alert)
+
+
+# --- terminal ------------------------------------------------------------------------
+
+
+def console_text(alert: Alert) -> str:
+    """A readable multi-line block for a terminal. Control characters (ESC included) are
+    removed from every field, so a feed cannot move the cursor or recolour the screen."""
+    lines = [f"{_emoji(alert.tier)} [{clean_line(alert.tier).upper()}] {_title(alert)}"]
+    lines += [f"  {label.lower() + ':':<10} {value}" for label, value in _facts(alert)]
+    link = clean_line(alert.link or "")
+    if link:
+        lines.append(f"  {'link:':<10} {link}")
+    summary = short_summary(alert)
+    if summary:
+        lines.append(f"  {summary}")
+    return "\n".join(lines)

@@ -1,0 +1,305 @@
+"""One poll's journey: fetch → items → new items → matches → alerts → outbox.
+
+Each step is a small function; the only state that survives a poll is what
+``Store.commit_poll`` writes in one transaction, so a crash anywhere before it simply
+means the next poll does the same work again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import structlog
+
+from mastwatch.config import Config, SourceConfig
+from mastwatch.errors import FetchError
+from mastwatch.model import Alert, Item, Match, PollResult, Receiver, SourceState
+from mastwatch.rules import RuleSet, match
+from mastwatch.sources.feed import ParsedFeed, parse_feed
+from mastwatch.sources.http import Fetched, FetchFailed, NotModified
+from mastwatch.store.base import Store
+from mastwatch.text import html_to_text, make_document
+
+log = structlog.get_logger(__name__)
+TICK_TOLERANCE_SECONDS = 2.0
+
+FetchResult = Fetched | NotModified | FetchFailed
+
+
+class FetchesUrls(Protocol):
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        previous_body_hash: str | None,
+    ) -> FetchResult: ...
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """What a poll did, for logs, metrics and tests."""
+
+    source_id: str
+    status: str  # "ok", "not_modified", "failed", "skipped", "disabled"
+    items_seen: int = 0
+    new_items: int = 0
+    alerts: int = 0
+    deliveries: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Pipeline:
+    """Everything a poll needs, passed in once (the procrastinate habit)."""
+
+    config: Config
+    store: Store
+    fetcher: FetchesUrls
+    rules: Callable[[], RuleSet]
+    executor: Executor | None = None
+    receivers: Mapping[str, tuple[Receiver, ...]] | None = None
+    on_enqueued: Callable[[], None] = lambda: None
+    _host_limits: dict[str, asyncio.Semaphore] | None = None
+
+    def _host_limit(self, url: str) -> asyncio.Semaphore:
+        if self._host_limits is None:
+            self._host_limits = {}
+        host = urlsplit(url).netloc or "file"
+        limit = self.config.http.per_host_concurrency
+        return self._host_limits.setdefault(host, asyncio.Semaphore(limit))
+
+    async def poll(
+        self, source: SourceConfig, now: datetime, *, force: bool = False
+    ) -> PollOutcome:
+        """Poll one source unless its stored next-check time is still ahead (backoff)."""
+        state = await self.store.get_source_state(source.id)
+        if state.disabled:
+            return PollOutcome(source.id, "disabled")
+        if not force and not self._due(state, now):
+            return PollOutcome(source.id, "skipped")
+        url = self.config.source_url(source)
+        async with self._host_limit(url):
+            fetched = await self.fetcher.fetch(
+                url,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                previous_body_hash=state.body_hash,
+            )
+        return await self._handle(source, state, fetched, now)
+
+    def _due(self, state: SourceState, now: datetime) -> bool:
+        """Due when the stored next-check time has come. The scheduler's ticks wander by
+        up to the jitter, so a tick that slightly precedes the stored time still counts;
+        otherwise a healthy source would be polled every other interval."""
+        if state.next_check_at is None:
+            return True
+        tolerance = timedelta(seconds=self.config.schedule.jitter + TICK_TOLERANCE_SECONDS)
+        return state.next_check_at <= now + tolerance
+
+    async def _handle(
+        self, source: SourceConfig, state: SourceState, fetched: FetchResult, now: datetime
+    ) -> PollOutcome:
+        if isinstance(fetched, FetchFailed):
+            return await self._record_failure(source, state, fetched, now)
+        if isinstance(fetched, NotModified):
+            await self.store.save_source_state(self._succeeded(source, state, now, fetched))
+            log.debug("source_not_modified", source=source.id, reason=fetched.reason)
+            return PollOutcome(source.id, "not_modified")
+        try:
+            parsed = await self._parse(source, fetched)
+        except FetchError as exc:
+            failure = FetchFailed(reason=str(exc), failure_class="parse")
+            return await self._record_failure(source, state, failure, now)
+        return await self._record_items(source, state, fetched, parsed, now)
+
+    async def _parse(self, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
+        """Parse off the event loop: feedparser is CPU work and must not stall polling."""
+        loop = asyncio.get_running_loop()
+        call = _ParseCall(source.id, fetched)
+        parsed = await loop.run_in_executor(self.executor, call)
+        if parsed.warning:
+            log.info("feed_parse_warning", source=source.id, warning=parsed.warning)
+        return parsed
+
+    async def _record_items(
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        fetched: Fetched,
+        parsed: ParsedFeed,
+        now: datetime,
+    ) -> PollOutcome:
+        unseen = await self.store.unseen_keys(source.id, (i.key for i in parsed.items))
+        new_items = tuple(i for i in parsed.items if i.key in unseen)
+        baseline = not state.baseline_done and self.config.baseline_of(source)
+        outbox = () if baseline else self._alerts_for(source, new_items, now)
+        new_state = self._succeeded(source, state, now, fetched)
+        new_state.baseline_done = True
+        result = PollResult(state=new_state, items=new_items, outbox=outbox)
+        enqueued = await self.store.commit_poll(result, now)
+        if enqueued:
+            self.on_enqueued()
+        outcome = PollOutcome(
+            source.id, "ok", len(parsed.items), len(new_items), len(outbox), enqueued
+        )
+        log.info("source_polled", **_fields(outcome), baseline=baseline)
+        return outcome
+
+    def _alerts_for(
+        self, source: SourceConfig, items: tuple[Item, ...], now: datetime
+    ) -> tuple[tuple[Alert, tuple[Receiver, ...]], ...]:
+        ruleset = self.rules()
+        receivers = self.receivers or receivers_by_tier(self.config)
+        outbox: list[tuple[Alert, tuple[Receiver, ...]]] = []
+        for item in items:
+            for found in match(ruleset, make_document(item, source.tags)):
+                alert = make_alert(source, item, found, now)
+                outbox.append((alert, receivers.get(found.tier, ())))
+                log.info(
+                    "rule_matched",
+                    source=source.id,
+                    rule=found.rule_id,
+                    tier=found.tier,
+                    item=item.key,
+                    matched=list(found.matched),
+                )
+        return tuple(outbox)
+
+    def _succeeded(
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        now: datetime,
+        fetched: Fetched | NotModified,
+    ) -> SourceState:
+        interval = self.config.interval_of(source)
+        return replace(
+            state,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            body_hash=fetched.body_hash if isinstance(fetched, Fetched) else state.body_hash,
+            next_check_at=now + timedelta(seconds=interval),
+            error_count=0,
+            last_success_at=now,
+        )
+
+    async def _record_failure(
+        self, source: SourceConfig, state: SourceState, failure: FetchFailed, now: datetime
+    ) -> PollOutcome:
+        errors = state.error_count + 1
+        delay = backoff_delay(
+            errors,
+            self.config.interval_of(source),
+            self.config.schedule.max_backoff,
+            failure.retry_after,
+        )
+        new_state = replace(
+            state,
+            error_count=errors,
+            last_error_at=now,
+            last_error=f"{failure.failure_class}: {failure.reason}"[:500],
+            next_check_at=now + timedelta(seconds=delay),
+            disabled=failure.permanent,
+        )
+        await self.store.save_source_state(new_state)
+        event = "source_disabled" if failure.permanent else "source_poll_failed"
+        log.warning(
+            event,
+            source=source.id,
+            failure_class=failure.failure_class,
+            reason=failure.reason,
+            status=failure.status,
+            errors=errors,
+            retry_in=round(delay, 1),
+        )
+        status = "disabled" if failure.permanent else "failed"
+        return PollOutcome(source.id, status, error=new_state.last_error)
+
+
+@dataclass(frozen=True)
+class _ParseCall:
+    """A picklable parse call, so the executor may be a process pool."""
+
+    source_id: str
+    fetched: Fetched
+
+    def __call__(self) -> ParsedFeed:
+        f = self.fetched
+        return parse_feed(
+            f.body,
+            source_id=self.source_id,
+            http_charset=f.http_charset,
+            content_type=f.content_type,
+            base_url=f.final_url,
+        )
+
+
+def backoff_delay(
+    errors: int, interval: float, cap: float, retry_after: float | None = None
+) -> float:
+    """Exponential backoff from the source's interval, capped, never giving up.
+
+    A server's ``Retry-After`` is honoured when it asks for longer than we would wait.
+    Jitter (±10 %) keeps many failing sources from retrying in lockstep.
+    """
+    delay = min(cap, interval * 2.0 ** min(errors - 1, 20))
+    delay *= random.uniform(0.9, 1.1)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return max(1.0, delay)
+
+
+def receivers_by_tier(
+    config: Config, *, slack_ready: bool = True, email_ready: bool = True
+) -> Mapping[str, tuple[Receiver, ...]]:
+    """Each tier's receivers as (channel, target) pairs.
+
+    A channel whose secrets or server are not configured is replaced by the console, so
+    the outbox records where an alert really went (and ``make run`` works offline).
+    """
+    console = Receiver("console", "stdout")
+    table: dict[str, tuple[Receiver, ...]] = {}
+    for name, tier in config.tiers.items():
+        receivers = [Receiver("slack", ch) if slack_ready else console for ch in tier.slack]
+        receivers += [Receiver("email", a) if email_ready else console for a in tier.email]
+        if tier.console:
+            receivers.append(console)
+        table[name] = tuple(dict.fromkeys(receivers))
+    return table
+
+
+def make_alert(source: SourceConfig, item: Item, found: Match, now: datetime) -> Alert:
+    return Alert(
+        id=Alert.make_id(source.id, item.key, found.rule_id),
+        rule_id=found.rule_id,
+        rule_title=found.rule_title,
+        tier=found.tier,
+        source_id=source.id,
+        source_name=source.display_name,
+        item_key=item.key,
+        title=item.title,
+        link=item.link,
+        summary=html_to_text(item.summary or item.content),
+        matched=found.matched,
+        published=item.published,
+        created_at=now,
+    )
+
+
+def _fields(outcome: PollOutcome) -> dict[str, object]:
+    return {
+        "source": outcome.source_id,
+        "items": outcome.items_seen,
+        "new_items": outcome.new_items,
+        "alerts": outcome.alerts,
+        "deliveries": outcome.deliveries,
+    }

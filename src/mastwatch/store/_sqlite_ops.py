@@ -1,0 +1,410 @@
+"""The SQLite store's statements: plain functions of a connection.
+
+:class:`mastwatch.store.sqlite.SQLiteStore` runs each of these on its one worker thread.
+Keeping them free of asyncio lets every transaction read top to bottom. Times are stored
+as fixed-width ISO-8601 UTC text (see :func:`to_text`) and always come back aware UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Final
+
+import structlog
+
+from mastwatch.model import Alert, Delivery, DeliveryState, Item, PollResult, Receiver, SourceState
+from mastwatch.store.migrate import Migration
+
+log = structlog.get_logger(__name__)
+
+BUSY_TIMEOUT_MS: Final = 5000  # how long a writer waits for another's lock before failing
+
+
+def configure(conn: sqlite3.Connection, *, wal: bool) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if wal:
+        # Reading the mode back also proves the file is a database (a corrupt or foreign
+        # file fails here, inside open(), rather than on the first poll).
+        mode = enable_wal(conn)
+        if mode.lower() != "wal":
+            log.warning("store_wal_unavailable", journal_mode=mode)
+    # NORMAL is durable across a process crash in WAL mode; see sqlite.py's docstring.
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def enable_wal(conn: sqlite3.Connection) -> str:
+    """Switch the file to WAL, waiting up to the busy timeout for other openers.
+
+    Turning a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+    once instead of calling the busy handler, so two processes opening one fresh file at
+    the same moment would fail without this loop. Once the file is WAL it is a no-op.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.02)  # on the store's worker thread, never on the event loop
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def to_text(moment: datetime) -> str:
+    """Fixed-width ISO-8601 UTC text, so comparing the text compares the times.
+
+    A naive datetime is taken to be UTC already.
+    """
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def opt_text(moment: datetime | None) -> str | None:
+    return None if moment is None else to_text(moment)
+
+
+def from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+def required_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+# -- migrations
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def apply_migration(conn: sqlite3.Connection, migration: Migration, applied_at: str) -> bool:
+    """Run one migration and record it, all in one transaction.
+
+    ``executescript`` would COMMIT an open transaction before running, so the script
+    itself starts it; the version row is then added before the explicit COMMIT. If a
+    second process applied the same version meanwhile, our copy fails (table exists or
+    duplicate version), rolls back, and the version is found applied: not an error.
+    """
+    try:
+        conn.executescript("BEGIN IMMEDIATE;\n" + migration.sql)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            (migration.version, applied_at),
+        )
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if migration.version in applied_versions(conn):
+            return False
+        raise
+    return True
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def ping(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("SELECT 1").fetchone()[0] == 1)
+
+
+# -- sources and items
+
+# Every query is a constant (or constants joined): values only ever travel as parameters.
+SELECT_STATE: Final = (
+    "SELECT source_id, etag, last_modified, body_hash, next_check_at, error_count,"
+    " last_success_at, last_error_at, last_error, baseline_done, disabled FROM sources"
+)
+
+
+def state_from_row(row: sqlite3.Row) -> SourceState:
+    return SourceState(
+        source_id=row["source_id"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        body_hash=row["body_hash"],
+        next_check_at=from_text(row["next_check_at"]),
+        error_count=row["error_count"],
+        last_success_at=from_text(row["last_success_at"]),
+        last_error_at=from_text(row["last_error_at"]),
+        last_error=row["last_error"],
+        baseline_done=bool(row["baseline_done"]),
+        disabled=bool(row["disabled"]),
+    )
+
+
+def get_source_state(conn: sqlite3.Connection, source_id: str) -> SourceState:
+    row = conn.execute(SELECT_STATE + " WHERE source_id = ?", (source_id,)).fetchone()
+    return SourceState(source_id=source_id) if row is None else state_from_row(row)
+
+
+def list_source_states(conn: sqlite3.Connection) -> list[SourceState]:
+    rows = conn.execute(SELECT_STATE + " ORDER BY source_id")
+    return [state_from_row(row) for row in rows]
+
+
+def save_source_state(conn: sqlite3.Connection, state: SourceState) -> None:
+    conn.execute(
+        "INSERT INTO sources (source_id, etag, last_modified, body_hash, next_check_at,"
+        " error_count, last_success_at, last_error_at, last_error, baseline_done, disabled)"
+        " VALUES (:source_id, :etag, :last_modified, :body_hash, :next_check_at, :error_count,"
+        " :last_success_at, :last_error_at, :last_error, :baseline_done, :disabled)"
+        " ON CONFLICT (source_id) DO UPDATE SET"
+        " etag = excluded.etag, last_modified = excluded.last_modified,"
+        " body_hash = excluded.body_hash, next_check_at = excluded.next_check_at,"
+        " error_count = excluded.error_count, last_success_at = excluded.last_success_at,"
+        " last_error_at = excluded.last_error_at, last_error = excluded.last_error,"
+        " baseline_done = excluded.baseline_done, disabled = excluded.disabled",
+        {
+            "source_id": state.source_id,
+            "etag": state.etag,
+            "last_modified": state.last_modified,
+            "body_hash": state.body_hash,
+            "next_check_at": opt_text(state.next_check_at),
+            "error_count": state.error_count,
+            "last_success_at": opt_text(state.last_success_at),
+            "last_error_at": opt_text(state.last_error_at),
+            "last_error": state.last_error,
+            "baseline_done": int(state.baseline_done),
+            "disabled": int(state.disabled),
+        },
+    )
+
+
+def unseen_keys(conn: sqlite3.Connection, source_id: str, keys: list[str]) -> set[str]:
+    query = "SELECT 1 FROM items WHERE source_id = ? AND item_key = ?"
+    return {key for key in keys if conn.execute(query, (source_id, key)).fetchone() is None}
+
+
+def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> int:
+    with transaction(conn):
+        save_source_state(conn, result.state)
+        inserted = insert_items(conn, result.items, to_text(now))
+        return enqueue(conn, result.outbox, inserted, to_text(now))
+
+
+def insert_items(conn: sqlite3.Connection, items: Iterable[Item], now: str) -> set[tuple[str, str]]:
+    """Insert every item not yet recorded; return the (source_id, key) pairs inserted.
+
+    ``ON CONFLICT … DO NOTHING`` rather than ``INSERT OR IGNORE``: OR IGNORE would also
+    skip rows that break NOT NULL, silently losing them instead of rolling back.
+    """
+    inserted: set[tuple[str, str]] = set()
+    for item in items:
+        cursor = conn.execute(
+            "INSERT INTO items (source_id, item_key, content_hash, title, link, guid,"
+            " published, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source_id, item_key) DO NOTHING",
+            (
+                item.source_id,
+                item.key,
+                item.content_hash,
+                item.title,
+                item.link,
+                item.guid,
+                opt_text(item.published),
+                now,
+            ),
+        )
+        if cursor.rowcount == 1:
+            inserted.add((item.source_id, item.key))
+    return inserted
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    outbox: Iterable[tuple[Alert, tuple[Receiver, ...]]],
+    inserted: set[tuple[str, str]],
+    now: str,
+) -> int:
+    enqueued = 0
+    for alert, receivers in outbox:
+        if (alert.source_id, alert.item_key) not in inserted:
+            continue  # the item was known before this call: its alerts went out then
+        insert_alert(conn, alert)
+        for receiver in receivers:
+            cursor = conn.execute(
+                "INSERT INTO deliveries (alert_id, channel, target, due_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id, channel, target) DO NOTHING",
+                (alert.id, receiver.channel, receiver.target, now, now),
+            )
+            enqueued += cursor.rowcount
+    return enqueued
+
+
+# -- alerts
+
+SELECT_ALERT: Final = (
+    "SELECT id, rule_id, rule_title, tier, source_id, source_name, item_key, title, link,"
+    " summary, matched, published, created_at FROM alerts"
+)
+
+
+def insert_alert(conn: sqlite3.Connection, alert: Alert) -> None:
+    """Insert unless present: an alert id is derived from source, item and rule, so a row
+    with the same id is the same alert."""
+    conn.execute(
+        "INSERT INTO alerts (id, rule_id, rule_title, tier, source_id, source_name,"
+        " item_key, title, link, summary, matched, published, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (
+            alert.id,
+            alert.rule_id,
+            alert.rule_title,
+            alert.tier,
+            alert.source_id,
+            alert.source_name,
+            alert.item_key,
+            alert.title,
+            alert.link,
+            alert.summary,
+            json.dumps(list(alert.matched), ensure_ascii=False),
+            opt_text(alert.published),
+            to_text(alert.created_at),
+        ),
+    )
+
+
+def alert_from_row(row: sqlite3.Row) -> Alert:
+    return Alert(
+        id=row["id"],
+        rule_id=row["rule_id"],
+        rule_title=row["rule_title"],
+        tier=row["tier"],
+        source_id=row["source_id"],
+        source_name=row["source_name"],
+        item_key=row["item_key"],
+        title=row["title"],
+        link=row["link"],
+        summary=row["summary"],
+        matched=tuple(str(term) for term in json.loads(row["matched"])),
+        published=from_text(row["published"]),
+        created_at=required_time(row["created_at"]),
+    )
+
+
+def recent_alerts(conn: sqlite3.Connection, limit: int) -> list[Alert]:
+    rows = conn.execute(
+        SELECT_ALERT + " ORDER BY created_at DESC, id LIMIT ?",
+        (limit,),
+    )
+    return [alert_from_row(row) for row in rows]
+
+
+# -- deliveries
+
+# Alert columns keep their names; the delivery's own columns get a d_ prefix.
+DELIVERY_SELECT: Final = (
+    "SELECT d.id AS d_id, d.channel AS d_channel, d.target AS d_target,"
+    " d.attempts AS d_attempts, d.state AS d_state, d.last_error AS d_last_error,"
+    " a.id, a.rule_id, a.rule_title, a.tier, a.source_id, a.source_name, a.item_key,"
+    " a.title, a.link, a.summary, a.matched, a.published, a.created_at"
+    " FROM deliveries AS d JOIN alerts AS a ON a.id = d.alert_id"
+)
+
+
+def delivery_from_row(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        id=row["d_id"],
+        alert=alert_from_row(row),
+        channel=row["d_channel"],
+        target=row["d_target"],
+        attempts=row["d_attempts"],
+        state=DeliveryState(row["d_state"]),
+        last_error=row["d_last_error"],
+    )
+
+
+def claim_deliveries(
+    conn: sqlite3.Connection, now: datetime, limit: int, lease_until: datetime
+) -> list[Delivery]:
+    """Select and lease in one IMMEDIATE transaction: no other claimer can slip between."""
+    with transaction(conn):
+        rows = conn.execute(
+            DELIVERY_SELECT + " WHERE d.state = 'pending' AND d.due_at <= :now"
+            " AND (d.lease_until IS NULL OR d.lease_until <= :now)"
+            " ORDER BY d.due_at, d.id LIMIT :limit",
+            {"now": to_text(now), "limit": limit},
+        ).fetchall()
+        conn.executemany(
+            "UPDATE deliveries SET lease_until = ? WHERE id = ?",
+            [(to_text(lease_until), row["d_id"]) for row in rows],
+        )
+    return [delivery_from_row(row) for row in rows]
+
+
+def mark_sent(
+    conn: sqlite3.Connection, delivery_id: int, now: datetime, detail: str | None
+) -> bool:
+    # A late success still wins over "failed": the message did reach its receiver.
+    cursor = conn.execute(
+        "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
+        " detail = ?, lease_until = NULL WHERE id = ? AND state != 'sent'",
+        (to_text(now), detail, delivery_id),
+    )
+    return cursor.rowcount == 1
+
+
+def mark_retry(conn: sqlite3.Connection, delivery_id: int, at: datetime, error: str | None) -> bool:
+    cursor = conn.execute(
+        "UPDATE deliveries SET attempts = attempts + 1, due_at = ?, lease_until = NULL,"
+        " last_error = ? WHERE id = ? AND state = 'pending'",
+        (to_text(at), error, delivery_id),
+    )
+    return cursor.rowcount == 1
+
+
+def mark_failed(
+    conn: sqlite3.Connection, delivery_id: int, now: datetime, error: str | None
+) -> bool:
+    cursor = conn.execute(
+        "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, lease_until = NULL,"
+        " failed_at = ?, last_error = ? WHERE id = ? AND state = 'pending'",
+        (to_text(now), error, delivery_id),
+    )
+    return cursor.rowcount == 1
+
+
+def next_delivery_due(conn: sqlite3.Connection) -> datetime | None:
+    # A leased row becomes claimable when both its due time and its lease have passed.
+    row = conn.execute(
+        "SELECT MIN(MAX(due_at, COALESCE(lease_until, due_at)))"
+        " FROM deliveries WHERE state = 'pending'"
+    ).fetchone()
+    return from_text(row[0])
+
+
+def outbox_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    counts = {state.value: 0 for state in DeliveryState}
+    for row in conn.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state"):
+        counts[row[0]] = row[1]
+    return counts
+
+
+def delivery_rows(conn: sqlite3.Connection) -> list[Delivery]:
+    return [delivery_from_row(row) for row in conn.execute(DELIVERY_SELECT + " ORDER BY d.id")]

@@ -1,0 +1,146 @@
+"""Text normalisation shared by matching and storage: NFKC, case folding, HTML to plain text.
+
+Everything a rule is matched against passes through :func:`normalize` exactly once (in
+:func:`make_document`), and rule terms pass through the same function, so a full-width
+``G7`` (U+FF27 U+FF17) in a feed equals ``g7`` in a rule, and a full-width ``25%`` equals ``25%``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from html import unescape
+from html.parser import HTMLParser
+
+from mastwatch.model import Document, Item
+
+__all__ = [
+    "has_cjk",
+    "html_to_text",
+    "is_cjk_char",
+    "is_word_char",
+    "make_document",
+    "normalize",
+]
+
+_WHITESPACE = re.compile(r"\s+")
+
+# Invisible characters that NFKC keeps but that split words for a reader's eye only
+# (soft hyphen, zero-width space/joiners, word joiner, BOM); untrusted feeds could use them
+# to slip a term past the matcher.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+
+# Han, kana and Hangul, in their normal and half-width forms. Full-width Latin letters and
+# digits are not listed: NFKC turns them into ASCII, and they are not a CJK script.
+_CJK_CLASS = (
+    "\u1100-\u11ff"  # Hangul Jamo
+    "\u2e80-\u2fdf"  # CJK radicals, Kangxi radicals
+    "\u3005-\u3007"  # iteration mark, closing mark, ideographic zero
+    "\u3021-\u3029"  # Hangzhou numerals
+    "\u3031-\u3035"  # kana repeat marks
+    "\u303b\u303c"  # 〻 〼
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3130-\u318f"  # Hangul compatibility Jamo
+    "\u31f0-\u31ff"  # Katakana phonetic extensions
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\ua960-\ua97f"  # Hangul Jamo extended-A
+    "\uac00-\ud7ff"  # Hangul syllables, Jamo extended-B
+    "\uf900-\ufaff"  # CJK compatibility ideographs
+    "\uff66-\uff9f"  # half-width Katakana
+    "\uffa0-\uffdc"  # half-width Hangul
+    "\U0001b000-\U0001b16f"  # Kana supplement and extensions
+    "\U00020000-\U0002fa1f"  # CJK extensions B-F, compatibility supplement
+    "\U00030000-\U000323af"  # CJK extensions G-H
+)
+_CJK_CHAR = re.compile(f"[{_CJK_CLASS}]")
+
+_DROPPED_TAGS = frozenset({"script", "style", "template"})
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+        "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th",
+        "title", "tr", "ul",
+    }
+)  # fmt: skip
+
+
+def normalize(text: str) -> str:
+    """Return ``text`` NFKC-normalised, case-folded, with whitespace runs collapsed to one space.
+
+    Invisible word-splitting characters (soft hyphen, zero-width space) are removed first.
+    """
+    folded = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).casefold()
+    return _WHITESPACE.sub(" ", folded).strip()
+
+
+def is_cjk_char(ch: str) -> bool:
+    """Tell whether one character is Han, Hiragana, Katakana or Hangul (half-width forms too)."""
+    return _CJK_CHAR.fullmatch(ch) is not None
+
+
+def has_cjk(text: str) -> bool:
+    """Tell whether ``text`` holds at least one CJK character (see :func:`is_cjk_char`)."""
+    return _CJK_CHAR.search(text) is not None
+
+
+def is_word_char(ch: str) -> bool:
+    """Tell whether ``ch`` continues a Latin-script word (a letter, digit or ``_``, not CJK).
+
+    CJK characters are not word characters here, so ``g7`` stands as a word in ``g7首脳会議``.
+    """
+    return (ch.isalnum() or ch == "_") and not is_cjk_char(ch)
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment, without scripts and styles."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._dropping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROPPED_TAGS:
+            self._dropping += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROPPED_TAGS:
+            self._dropping = max(0, self._dropping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._dropping:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """Turn an HTML fragment into plain text: tags stripped, entities decoded.
+
+    Script, style and template contents are dropped; block elements (paragraphs, list items,
+    line breaks, headings, table cells) become line breaks, other whitespace runs one space.
+    Text with neither ``<`` nor ``&`` is returned as it is, without parsing.
+    """
+    if "<" not in html:
+        return unescape(html) if "&" in html else html
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    lines = (" ".join(line.split()) for line in "".join(extractor.parts).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def make_document(item: Item, source_tags: tuple[str, ...] = ()) -> Document:
+    """Normalise an item's title, summary and content once, for matching."""
+    return Document(
+        item=item,
+        title=normalize(html_to_text(item.title)),
+        summary=normalize(html_to_text(item.summary)),
+        content=normalize(html_to_text(item.content)),
+        source_id=item.source_id,
+        source_tags=source_tags,
+    )
