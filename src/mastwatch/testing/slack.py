@@ -155,6 +155,11 @@ class LocalSlackServer:
         """Close the connection without answering on the next ``n`` requests."""
         self._faults.extend([_Fault(reset=True)] * n)
 
+    def clear_faults(self) -> None:
+        """Forget every queued and per-channel fault: Slack is healthy again."""
+        self._faults.clear()
+        self._channel_errors.clear()
+
     def fail_channel(self, channel: str, error: str) -> None:
         """Answer every later post to ``channel`` with ``ok: false`` and ``error``."""
         self._channel_errors[channel] = error

@@ -1,0 +1,186 @@
+"""The daemon as an operator runs it: a subprocess, scheduled polls, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_fixtures import SLACK_TOKEN, Servers, write_config
+
+from mastwatch.testing.feeds import FeedServer, rss
+from mastwatch.testing.slack import LocalSlackServer
+from mastwatch.testing.smtp import LocalSMTPServer
+
+pytestmark = pytest.mark.slow
+
+
+def _item(n: int, title: str) -> dict[str, Any]:
+    return {"title": title, "guid": f"item-{n}", "link": f"https://news.example.org/{n}"}
+
+
+class DaemonProcess:
+    """``mastwatch run`` in a subprocess, its JSON log lines collected as they come."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.events: list[dict[str, Any]] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        env = {**os.environ, "MASTWATCH_SLACK_TOKEN": SLACK_TOKEN}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mastwatch.cli", "run", "--config", str(self.config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            try:
+                self.events.append(json.loads(line))
+            except json.JSONDecodeError:
+                self.events.append({"event": "raw", "line": line.decode(errors="replace")})
+
+    def names(self) -> list[str]:
+        return [str(e.get("event")) for e in self.events]
+
+    async def wait_event(self, name: str, count: int = 1, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.names().count(name) < count:
+                await asyncio.sleep(0.05)
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait_exit(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None and self._reader is not None
+        async with asyncio.timeout(timeout):
+            code = await self.proc.wait()
+            await self._reader
+        return code
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._reader is not None:
+            await self._reader
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    async with (
+        FeedServer() as feeds,
+        LocalSlackServer(token=SLACK_TOKEN) as slack,
+        LocalSMTPServer() as smtp,
+    ):
+        yield Servers(feeds, slack, smtp)
+
+
+@pytest.fixture
+async def daemon_factory() -> AsyncIterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for process in started:
+        await process.kill()
+
+
+async def test_polls_on_schedule_reloads_and_stops_cleanly(
+    tmp_path: Path, servers: Servers, daemon_factory: list[DaemonProcess]
+) -> None:
+    servers.feeds.add_feed("/wire.xml", rss([_item(1, "Japan sells US Treasuries")]))
+    source = {"id": "wire", "url": servers.feeds.url("/wire.xml"), "interval": 1}
+    config = write_config(tmp_path, servers, [source])
+    daemon = DaemonProcess(config)
+    daemon_factory.append(daemon)
+    await daemon.start()
+
+    await servers.slack.wait_for(1, timeout=20)
+    assert servers.slack.messages[0].channel == "#high"
+
+    # a new item appears: the scheduler's next poll finds it
+    servers.feeds.update_feed(
+        "/wire.xml",
+        rss([_item(2, "New tariff on steel"), _item(1, "Japan sells US Treasuries")]),
+    )
+    await servers.slack.wait_for(2, timeout=20)
+    assert servers.slack.messages[1].channel == "#crit"
+
+    # a broken rule set is rejected on SIGHUP and the running one keeps working
+    (tmp_path / "rules" / "broken.yaml").write_text("id: broken\ntitle: x\ntier: nope\n")
+    daemon.signal(signal.SIGHUP)
+    await daemon.wait_event("reload_rejected")
+    rejected = next(e for e in daemon.events if e["event"] == "reload_rejected")
+    assert any("broken.yaml" in p and "nope" in p for p in rejected["problems"])
+
+    servers.feeds.update_feed(
+        "/wire.xml",
+        rss([_item(3, "Treasuries rally"), _item(2, "New tariff on steel")]),
+    )
+    await servers.slack.wait_for(3, timeout=20)
+
+    # a valid change is applied
+    (tmp_path / "rules" / "broken.yaml").unlink()
+    daemon.signal(signal.SIGHUP)
+    await daemon.wait_event("reload_applied")
+
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.wait_exit() == 0
+    names = daemon.names()
+    assert names.index("daemon_stopping") < names.index("daemon_stopped")
+    assert len(servers.slack.messages) == 3  # nothing was repeated
+
+
+async def test_pending_deliveries_survive_a_restart(
+    tmp_path: Path, servers: Servers, daemon_factory: list[DaemonProcess]
+) -> None:
+    servers.feeds.add_feed("/wire.xml", rss([_item(1, "Japan sells US Treasuries")]))
+    source = {"id": "wire", "url": servers.feeds.url("/wire.xml"), "interval": 1}
+    config = write_config(tmp_path, servers, [source])
+    servers.slack.fail_next(1000, status=503)  # Slack is down for the first daemon
+
+    first = DaemonProcess(config)
+    daemon_factory.append(first)
+    await first.start()
+    await first.wait_event("delivery_retry")
+    first.signal(signal.SIGTERM)
+    assert await first.wait_exit() == 0
+    assert servers.slack.messages == []
+
+    servers.slack.clear_faults()  # Slack is back
+    second = DaemonProcess(config)
+    daemon_factory.append(second)
+    await second.start()
+    await servers.slack.wait_for(1, timeout=20)
+    second.signal(signal.SIGTERM)
+    assert await second.wait_exit() == 0
+    assert [m.channel for m in servers.slack.messages] == ["#high"]
+
+
+async def test_invalid_config_is_fatal_with_every_problem(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[schedule]\ndefault_interval = "soon"\n[[sources]]\nid = "Bad Id"\nurl = "gopher://x"\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mastwatch.cli", "run", "--config", str(config),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 1
+    text = err.decode()
+    assert "schedule.default_interval" in text
+    assert "sources[0].id" in text
+    assert "sources[0].url" in text
