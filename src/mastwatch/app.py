@@ -92,6 +92,7 @@ class Daemon:
     ruleset: RuleSet = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _exit_code: int = 0
+    _polls: set[asyncio.Task[object]] = field(default_factory=set)
 
     async def __aenter__(self) -> Daemon:
         self.config, self.ruleset = load_everything(self.config_path)
@@ -182,8 +183,16 @@ class Daemon:
         await self._stop.wait()
         log.info("daemon_stopping")
         scheduler.shutdown(wait=False)
+        await self._cancel_polls()
         await self._finish_worker(worker)
         return self._exit_code
+
+    async def _cancel_polls(self) -> None:
+        """Polls in flight at shutdown are abandoned: nothing of a poll is stored before
+        its single commit, so the next start simply polls again."""
+        for task in list(self._polls):
+            task.cancel()
+        await asyncio.gather(*self._polls, return_exceptions=True)
 
     async def _finish_worker(self, worker: asyncio.Task[None]) -> None:
         """Let in-flight deliveries finish within the grace period, then hand them back."""
@@ -273,8 +282,14 @@ class Daemon:
 
     async def _scheduled_poll(self, source_id: str) -> None:
         source = next((s for s in self.sources if s.id == source_id), None)
-        if source is not None:
+        task = asyncio.current_task()
+        if source is None or task is None or self._stop.is_set():
+            return
+        self._polls.add(task)
+        try:
             await self._poll_safely(source, self.clock(), force=False)
+        finally:
+            self._polls.discard(task)
 
 
 async def run_daemon(config_path: Path, *, once: bool) -> int:
