@@ -1,7 +1,7 @@
 """Command line: run, check, dry-run, inspect.
 
 Exit codes: 0 all well, 1 a problem the operator must fix (each one printed with its file
-and line or key path), 2 bad command-line usage.
+and line or key path), 2 bad command-line usage, 141 the output pipe was closed.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -21,6 +22,7 @@ from mastwatch.errors import ConfigError, FetchError, MastwatchError, RuleError
 from mastwatch.model import DEFAULT_TIERS, Item, Match
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mastwatch dry-run ... | head`): stop quietly, as cat does.
+        # Point stdout at /dev/null so the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _print_problems(title: str, problems: Sequence[str], out: TextIO = sys.stderr) -> None:
@@ -81,9 +89,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mastwatch.config import load_config, resolve_secrets  # noqa: PLC0415
-    from mastwatch.rules import load_rules, run_inline_tests  # noqa: PLC0415
-
     if args.config is None and args.rules is None:
         print("mastwatch check: give --config FILE or --rules DIR", file=sys.stderr)
         return 2
@@ -91,24 +96,81 @@ def cmd_check(args: argparse.Namespace) -> int:
     tiers: Sequence[str] = DEFAULT_TIERS
     rules_dir = args.rules
     if args.config is not None:
-        try:
-            config = load_config(args.config)
-            resolve_secrets(config)
-            tiers = config.tier_names
-            rules_dir = rules_dir or config.resolve(config.rules.dir)
-        except ConfigError as exc:
-            problems += exc.problems
-    if rules_dir is not None:
-        try:
-            ruleset = load_rules(rules_dir, tiers)
-            problems += run_inline_tests(ruleset)
-        except RuleError as exc:
-            problems += exc.problems
-    if problems:
+        tiers, config_rules_dir = _check_config(args.config, problems)
+        rules_dir = rules_dir or config_rules_dir
+    ruleset = None if rules_dir is None else _check_rules(rules_dir, tiers, problems)
+    if problems or ruleset is None:
         _print_problems("problems found", problems)
         return EXIT_PROBLEM
     print(f"ok: {len(ruleset)} rules, inline tests pass, rule set {ruleset.content_hash[:12]}")
     return EXIT_OK
+
+
+def _check_config(path: Path, problems: list[str]) -> tuple[Sequence[str], Path | None]:
+    """Validate the config and its secrets, adding to ``problems``; return tiers and rules dir.
+
+    When the config is invalid, the rules are still checked if its ``[rules] dir`` and
+    tiers can be read, so one run lists every problem.
+    """
+    from mastwatch.config import load_config, resolve_secrets  # noqa: PLC0415
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        problems += exc.problems
+        return _raw_rules_settings(path)
+    try:
+        resolve_secrets(config)
+    except ConfigError as exc:
+        problems += exc.problems
+    return config.tier_names, config.resolve(config.rules.dir)
+
+
+def _raw_rules_settings(path: Path) -> tuple[Sequence[str], Path | None]:
+    """Tiers and rules dir read straight from a config that failed validation, if usable."""
+    import tomllib  # noqa: PLC0415
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return DEFAULT_TIERS, None
+    rules, tiers = raw.get("rules", {}), raw.get("tiers")
+    rules_dir = rules.get("dir", "rules") if isinstance(rules, dict) else None
+    if not isinstance(rules_dir, str):
+        return DEFAULT_TIERS, None
+    names = tuple(tiers) if isinstance(tiers, dict) and tiers else DEFAULT_TIERS
+    return names, path.resolve().parent / Path(rules_dir).expanduser()
+
+
+def _check_rules(rules_dir: Path, tiers: Sequence[str], problems: list[str]) -> Any:
+    """Load the rules and run their inline tests, adding to ``problems``; the RuleSet or None."""
+    from mastwatch.rules import load_rules, run_inline_tests  # noqa: PLC0415
+
+    try:
+        ruleset = load_rules(rules_dir, tiers)
+    except RuleError as exc:
+        problems += exc.problems + _inline_failures_of_valid_files(rules_dir, tiers)
+        return None
+    problems += run_inline_tests(ruleset)
+    return ruleset
+
+
+def _inline_failures_of_valid_files(rules_dir: Path, tiers: Sequence[str]) -> list[str]:
+    """Inline-test failures of the files that load on their own, when others do not."""
+    from mastwatch import rules  # noqa: PLC0415
+
+    try:
+        paths = rules.rule_files(rules_dir)
+    except RuleError:
+        return []
+    failures: list[str] = []
+    for path in paths:
+        try:
+            loaded = rules.load_rule_files([path], tiers)
+        except RuleError:
+            continue
+        failures += rules.run_inline_tests(rules.compile_rules(loaded))
+    return failures
 
 
 def _source_id_of(text: str) -> str:
@@ -246,7 +308,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             }
             print(json.dumps(record, ensure_ascii=False))
         else:
-            print(f"{_iso(item.published) or '-':25} {item.key[:40]:40} {doc.title}")
+            print(f"{_iso(item.published) or '-':25} {item.key}  {doc.title}")
     print(f"{len(items)} items", file=sys.stderr)
     return EXIT_OK
 

@@ -37,6 +37,8 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, No
 
 def parse_duration(value: object) -> object:
     """Seconds as a number, or a string such as ``"90s"``, ``"5m"``, ``"2h"``, ``"1d"``."""
+    if isinstance(value, bool):  # TOML `true` is not one second
+        raise ValueError(f"expected a duration such as 30s, 5m or 2h, got {value!r}")
     if isinstance(value, str):
         found = _DURATION.match(value)
         if not found:
@@ -263,8 +265,9 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{name}: invalid TOML: {exc}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{name}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
-    raw.pop("base_dir", None)
-    duplicates = [f"{name}: {p}" for p in _duplicate_ids(raw)]
+    # base_dir is set from the file's location; a key of that name in the file is a mistake
+    misplaced = [f"{name}: base_dir: unknown key"] if raw.pop("base_dir", None) is not None else []
+    duplicates = misplaced + [f"{name}: {p}" for p in _duplicate_ids(raw)]
     try:
         config = Config.model_validate({**raw, "base_dir": path.resolve().parent})
     except ValidationError as exc:
@@ -293,27 +296,57 @@ class Secrets:
         return [v for v in self.__dict__.values() if v]
 
 
+_ENV_REFERENCE = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+
+
+def _expand(path: Path, environ: Mapping[str, str]) -> Path:
+    """``$VAR`` and ``${VAR}`` in a secret file's path, from ``environ``; unknown ones kept."""
+
+    def value(found: re.Match[str]) -> str:
+        return environ.get(found.group(1) or found.group(2), found.group(0))
+
+    return Path(_ENV_REFERENCE.sub(value, str(path)))
+
+
 def _read_secret(
-    config: Config, env_name: str | None, file: Path | None, environ: Mapping[str, str]
+    config: Config,
+    env_name: str | None,
+    file: Path | None,
+    environ: Mapping[str, str],
+    problems: list[str],
 ) -> str | None:
     if file is not None:
-        secret_path = config.resolve(file)
+        expanded = _expand(file, environ).expanduser()
+        secret_path = expanded if expanded.is_absolute() else config.base_dir / expanded
         try:
             return secret_path.read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise ConfigError([f"secret file {secret_path}: cannot read: {exc.strerror}"]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+            problems.append(f"secret file {secret_path}: cannot read: {reason}")
+            return None
     if env_name:
         return environ.get(env_name) or None
     return None
 
 
 def resolve_secrets(config: Config, environ: Mapping[str, str] | None = None) -> Secrets:
-    """Read every secret the config points at; a named file that cannot be read is an error."""
+    """Read every secret the config points at; a named file that cannot be read is an error.
+
+    Every unreadable file is reported in one :class:`ConfigError`. ``$VAR`` in a file's
+    path (such as systemd's ``${CREDENTIALS_DIRECTORY}``) is taken from ``environ`` too.
+    """
     env = os.environ if environ is None else environ
     slack, email = config.slack, config.email
-    return Secrets(
-        slack_token=_read_secret(config, slack.token_env, slack.token_file, env),
-        slack_webhook_url=_read_secret(config, slack.webhook_url_env, slack.webhook_url_file, env),
-        smtp_username=email.username or _read_secret(config, email.username_env, None, env),
-        smtp_password=_read_secret(config, email.password_env, email.password_file, env),
+    problems: list[str] = []
+    secrets = Secrets(
+        slack_token=_read_secret(config, slack.token_env, slack.token_file, env, problems),
+        slack_webhook_url=_read_secret(
+            config, slack.webhook_url_env, slack.webhook_url_file, env, problems
+        ),
+        smtp_username=email.username
+        or _read_secret(config, email.username_env, None, env, problems),
+        smtp_password=_read_secret(config, email.password_env, email.password_file, env, problems),
     )
+    if problems:
+        raise ConfigError(problems)
+    return secrets

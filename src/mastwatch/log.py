@@ -6,6 +6,7 @@ same processors, so a secret that a library puts in a log line is redacted too.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
@@ -13,13 +14,17 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = re.compile(r"token|password|passwd|secret|webhook|authorization|api_key", re.I)
 # Slack tokens and webhook paths have recognisable shapes; scrub them wherever they appear.
 _SECRET_SHAPES = re.compile(
     r"xox[abposr]-[A-Za-z0-9-]+|hooks\.slack\.com/services/[A-Za-z0-9/_-]+|Bearer\s+\S+"
+)
+# `token=…`, `client_secret=…` in a string (a URL query, a library's message): keep the name.
+_SECRET_ASSIGNMENTS = re.compile(
+    r"(\b\w*(?:token|password|passwd|secret|api_key|apikey)=)[^\s&\"',;]+", re.I
 )
 _NOISY_LIBRARIES = ("aiohttp.access", "apscheduler", "slack_sdk", "asyncio", "aiosmtplib")
 
@@ -38,7 +43,8 @@ class SecretRedactor:
     def scrub(self, text: str) -> str:
         for value in self._values:
             text = text.replace(value, REDACTED)
-        return _SECRET_SHAPES.sub(REDACTED, text)
+        text = _SECRET_SHAPES.sub(REDACTED, text)
+        return _SECRET_ASSIGNMENTS.sub(rf"\g<1>{REDACTED}", text)
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
         return {key: self._clean(key, value) for key, value in event_dict.items()}
@@ -68,7 +74,14 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def _renderer(json_output: bool) -> list[Processor]:
+def _redacted_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    """A plain traceback (no locals) with secrets scrubbed, for the console renderer."""
+    buffer = io.StringIO()
+    structlog.dev.plain_traceback(buffer, exc_info)
+    sio.write(redactor.scrub(buffer.getvalue()))
+
+
+def _renderer(json_output: bool, colors: bool) -> list[Processor]:
     if json_output:
         # show_locals=False: a traceback's locals may hold tokens or feed bodies.
         transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
@@ -79,19 +92,20 @@ def _renderer(json_output: bool) -> list[Processor]:
         ]
     return [
         redactor,
-        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_redacted_traceback),
     ]
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route structlog and the standard library through one redacting pipeline."""
     out = stream or sys.stderr
-    json_output = fmt == "json" or (fmt == "auto" and not out.isatty())
+    on_terminal = out.isatty()
+    json_output = fmt == "json" or (fmt == "auto" and not on_terminal)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *_renderer(json_output),
+            *_renderer(json_output, colors=on_terminal),
         ],
     )
     handler = logging.StreamHandler(out)
