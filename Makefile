@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run once test lint typecheck pytest check dry-run bench clean
+.PHONY: run once test lint typecheck pytest browser-deps check dry-run bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,22 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev
+pytest: $(VENV)/.installed-dev browser-deps
 	$(BIN)/pytest
+
+## browser-deps: Debian's chromium for tests/browser (installed only when missing and root)
+browser-deps:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  echo "chromium missing: tests/browser will try to install it, or apt-get install chromium"
 
 check: $(VENV)/.installed
 	$(BIN)/mastwatch check --config $(CONFIG)
+
+## bench: the matching benchmark (compiled vs naive, 10 to 5,000 rules); writes docs/benchmarks.md
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.bench_matching
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,14 +27,18 @@ from mastwatch.config import Config, Secrets, SourceConfig, load_config, resolve
 from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
 from mastwatch.log import redactor
+from mastwatch.metrics import Metrics
 from mastwatch.notify.base import Notifier
 from mastwatch.notify.console import ConsoleNotifier
 from mastwatch.notify.email import EmailNotifier
 from mastwatch.notify.slack import SlackNotifier
 from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
-from mastwatch.rules import RuleSet, load_rules
+from mastwatch.rules import RuleSet, diff_rulesets, load_rules
+from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
 from mastwatch.store.sqlite import SQLiteStore
+from mastwatch.systemd import SystemdNotifier, watchdog_interval
+from mastwatch.web import WebServer
 
 log = structlog.get_logger(__name__)
 FIRST_POLL_SPREAD = 2.0  # seconds over which the first polls of all sources are spread
@@ -93,22 +99,33 @@ class Daemon:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _exit_code: int = 0
     _polls: set[asyncio.Task[object]] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
+    sd: SystemdNotifier = field(default_factory=SystemdNotifier.from_environ)
+    web: WebServer | None = field(default=None, init=False)  # while run_forever runs
 
     async def __aenter__(self) -> Daemon:
         self.config, self.ruleset = load_everything(self.config_path)
         secrets = resolve_secrets(self.config)
         redactor.register(secrets.values())
+        self._web_token = secrets.web_token
         self.store = SQLiteStore(self.config.resolve(self.config.store.path))
         await self.store.open()
         self.session = make_session(fetch_settings(self.config))
+        # for sources with allow_private only; the guarded session serves all others
+        self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
-        self.worker = DeliveryWorker(self.store, self.notifiers, self.config.delivery, self.clock)
+        self.worker = DeliveryWorker(
+            self.store, self.notifiers, self.config.delivery, self.clock, metrics=self.metrics
+        )
         self.pipeline = Pipeline(
             config=self.config,
             store=self.store,
-            fetcher=Fetcher(self.session, fetch_settings(self.config)),
+            fetcher=Fetcher(
+                self.session, fetch_settings(self.config), private_session=self.private_session
+            ),
             rules=lambda: self.ruleset,
             on_enqueued=self.worker.wake,
+            metrics=self.metrics,
         )
         self._set_receivers()
         log.info(
@@ -126,6 +143,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await notifier.close()
         await self.session.close()
+        await self.private_session.close()
         await self.store.close()
         log.info("daemon_stopped", exit_code=self._exit_code)
 
@@ -155,11 +173,15 @@ class Daemon:
         self, source: SourceConfig, now: datetime, *, force: bool
     ) -> PollOutcome:
         """One bad source must never stop the others: any escape is logged and contained."""
+        started = time.monotonic()
         try:
-            return await self.pipeline.poll(source, now, force=force)
+            outcome = await self.pipeline.poll(source, now, force=force)
         except Exception as exc:
             log.exception("source_poll_crashed", source=source.id)
-            return PollOutcome(source.id, "failed", error=f"{type(exc).__name__}: {exc}")
+            self.metrics.poll_failed(source.id, "crash")
+            outcome = PollOutcome(source.id, "failed", error=f"{type(exc).__name__}: {exc}")
+        self.metrics.poll_finished(outcome, time.monotonic() - started)
+        return outcome
 
     async def run_once(self) -> int:
         """Poll every source once, deliver what that produced, and return an exit code."""
@@ -174,17 +196,31 @@ class Daemon:
         """Run until SIGTERM/SIGINT; SIGHUP reloads config and rules."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
+        web = await self._start_web()  # first: a port in use fails before anything runs
         scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         self._sync_jobs(scheduler)
         scheduler.start()
         worker = asyncio.create_task(self.worker.run(self._stop), name="delivery-worker")
         worker.add_done_callback(self._supervise)
+        watchdog = self._start_watchdog()
+        rules_watch = asyncio.create_task(
+            watch_rules(lambda: self.config.resolve(self.config.rules.dir), self._rules_changed),
+            name="rules-watcher",
+        )
+        rules_watch.add_done_callback(self._supervise)
         log.info("daemon_ready", sources=len(self.sources))
+        self.sd.ready(status=f"polling {len(self.sources)} sources")
         await self._stop.wait()
         log.info("daemon_stopping")
+        self.sd.stopping()
         scheduler.shutdown(wait=False)
         await self._cancel_polls()
         await self._finish_worker(worker)
+        if watchdog is not None:
+            watchdog.cancel()
+        rules_watch.cancel()
+        if web is not None:
+            await web.stop()
         return self._exit_code
 
     async def _cancel_polls(self) -> None:
@@ -221,8 +257,54 @@ class Daemon:
         self._stop.set()
 
     def _request_reload(self) -> None:
+        self.sd.reloading()
         task = asyncio.ensure_future(self.reload())
-        task.add_done_callback(lambda t: t.exception())  # errors are logged inside reload
+        task.add_done_callback(self._reload_done)
+
+    async def _rules_changed(self) -> None:
+        """A rule file changed on disk: the same all-or-nothing reload as SIGHUP."""
+        self.sd.reloading()
+        await self.reload()
+        self.sd.ready()
+
+    def _reload_done(self, task: asyncio.Task[bool]) -> None:
+        task.exception()  # errors are logged inside reload
+        self.sd.ready()  # applied or rejected, the daemon runs on
+
+    async def _start_web(self) -> WebServer | None:
+        if not self.config.web.enabled:
+            return None
+        self.web = WebServer(self, self.config.web, self._web_token)
+        await self.web.start()
+        return self.web
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        interval = watchdog_interval(os.environ)
+        if interval is None or not self.sd.enabled:
+            return None
+        log.info("watchdog_enabled", interval=interval)
+        return asyncio.create_task(self._watchdog(interval), name="sd-watchdog")
+
+    async def _watchdog(self, interval: float) -> None:
+        """Pings from the event loop itself: a loop blocked past WATCHDOG_USEC stops them,
+        and systemd kills and restarts the service."""
+        while True:
+            self.sd.watchdog()
+            await asyncio.sleep(interval)
+
+    # -- what the web endpoint reads (mastwatch.web.DaemonView)
+
+    def is_scheduling(self) -> bool:
+        scheduler = self._scheduler
+        return scheduler is not None and scheduler.running and not self._stop.is_set()
+
+    def next_polls(self) -> dict[str, datetime | None]:
+        if self._scheduler is None:
+            return {}
+        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
+
+    def now(self) -> datetime:
+        return self.clock()
 
     async def reload(self, scheduler: AsyncIOScheduler | None = None) -> bool:
         """Swap in a new config and rule set only if all of it is valid."""
@@ -240,6 +322,7 @@ class Daemon:
             log.warning("reload_store_change_ignored", hint="restart to change the store")
             config = config.model_copy(update={"store": self.config.store})
         old_hash = self.ruleset.content_hash
+        changes = diff_rulesets(self.ruleset, ruleset)
         self.config, self.ruleset = config, ruleset
         self.pipeline.config = config
         self._set_receivers()
@@ -250,6 +333,9 @@ class Daemon:
             ruleset_hash=ruleset.content_hash[:12],
             previous_hash=old_hash[:12],
             rules=len(ruleset),
+            rules_added=list(changes.added),
+            rules_removed=list(changes.removed),
+            rules_changed=list(changes.changed),
             sources=len(self.sources),
         )
         return True

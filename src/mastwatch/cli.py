@@ -47,12 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="print the items a feed file or URL yields")
     inspect.add_argument("input", metavar="INPUT")
     inspect.add_argument("--format", choices=("text", "jsonl"), default="text")
+    _add_report_commands(sub)
     return parser
+
+
+def _add_report_commands(sub: Any) -> None:
+    """status, alerts and replay: read the daemon's store, send nothing."""
+    status = sub.add_parser("status", help="sources, outbox and recent alerts from the store")
+    status.add_argument("--config", type=Path, required=True)
+
+    alerts = sub.add_parser("alerts", help="the alerts raised recently and where they went")
+    alerts.add_argument("--config", type=Path, required=True)
+    alerts.add_argument("--since", default="24h", help="how far back: 90m, 24h, 7d (default 24h)")
+    alerts.add_argument("--format", choices=("text", "jsonl"), default="text")
+
+    replay = sub.add_parser(
+        "replay", help="run a rule set over stored items: what would have alerted, per day"
+    )
+    replay.add_argument("--config", type=Path, required=True)
+    replay.add_argument("--since", default="7d", help="how far back: 24h, 7d (default 7d)")
+    replay.add_argument("--rules", type=Path, help="a candidate rules directory")
+    replay.add_argument("--format", choices=("text", "jsonl"), default="text")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "check": cmd_check, "dry-run": cmd_dry_run, "inspect": cmd_inspect}
+    commands = {
+        "run": cmd_run,
+        "check": cmd_check,
+        "dry-run": cmd_dry_run,
+        "inspect": cmd_inspect,
+        "status": cmd_report,
+        "alerts": cmd_report,
+        "replay": cmd_report,
+    }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -200,7 +228,8 @@ async def _fetch_items(url: str, source_id: str) -> list[Item]:
     from mastwatch.sources.http import Fetched, Fetcher, FetchSettings, make_session  # noqa: PLC0415
 
     settings = FetchSettings()
-    async with make_session(settings) as session:
+    # the operator typed this URL on the command line: internal addresses are allowed
+    async with make_session(settings, allow_private=True) as session:
         result = await Fetcher(session, settings).fetch(
             url, etag=None, last_modified=None, previous_body_hash=None
         )
@@ -246,7 +275,16 @@ def _match_record(item: Item, found: Match) -> dict[str, object]:
         "source": item.source_id,
         "published": _iso(item.published),
         "matched": list(found.matched),
+        "evidence": _evidence_of(item, found),
     }
+
+
+def _evidence_of(item: Item, found: Match) -> list[dict[str, object]]:
+    """Where each matched term was found: field, character span and the text there."""
+    from mastwatch.rules.explain import evidence_records  # noqa: PLC0415
+    from mastwatch.text import make_document  # noqa: PLC0415
+
+    return evidence_records(make_document(item), found.evidence)
 
 
 def _matches(ruleset: Any, items: list[Item]) -> Iterator[tuple[Item, Match]]:
@@ -284,6 +322,16 @@ def _print_match(item: Item, found: Match, fmt: str) -> None:
     print(f"[{found.tier}] {found.rule_id}: {item.title}")
     print(f"    source {item.source_id} · {item.link or item.key}")
     print(f"    matched: {', '.join(found.matched)}")
+    _print_highlights(item, found)
+
+
+def _print_highlights(item: Item, found: Match) -> None:
+    """Each field holding evidence, normalised, with the matched spans in [brackets]."""
+    from mastwatch.rules.explain import highlighted_fields  # noqa: PLC0415
+    from mastwatch.text import make_document  # noqa: PLC0415
+
+    for field, text in highlighted_fields(make_document(item), found):
+        print(f"    {field}: {text}")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -310,6 +358,44 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         else:
             print(f"{_iso(item.published) or '-':25} {item.key}  {doc.title}")
     print(f"{len(items)} items", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``status``, ``alerts`` and ``replay``: reports from the store (see mastwatch.report)."""
+    from mastwatch.store.sqlite import StoreError  # noqa: PLC0415
+
+    try:
+        return asyncio.run(_report(args))
+    except (ConfigError, RuleError) as exc:
+        _print_problems(f"mastwatch {args.command}: problems found", exc.problems, sys.stderr)
+    except StoreError as exc:
+        print(f"mastwatch {args.command}: {exc}", file=sys.stderr)
+    return EXIT_PROBLEM
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from mastwatch import report  # noqa: PLC0415
+    from mastwatch.config import load_config  # noqa: PLC0415
+    from mastwatch.delivery import utc_now  # noqa: PLC0415
+    from mastwatch.log import configure_logging  # noqa: PLC0415
+
+    config = load_config(args.config)
+    configure_logging("warning", config.log.format)  # stdout carries the report alone
+    since = utc_now() - report.since_delta(args.since) if args.command != "status" else None
+    ruleset = _load_ruleset(args) if args.command == "replay" else None
+    store = await report.open_existing_store(config)
+    try:
+        if since is None:
+            await report.print_status(config, store, sys.stdout)
+        elif ruleset is None:
+            await report.print_alerts(store, since, sys.stdout, as_json=args.format == "jsonl")
+        else:
+            await report.print_replay(
+                config, store, ruleset, since, sys.stdout, as_json=args.format == "jsonl"
+            )
+    finally:
+        await store.close()
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ and ``resolve_secrets`` reads those at start-up.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -94,6 +95,28 @@ class LogConfig(_Model):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class WebConfig(_Model):
+    """The HTTP endpoint: /healthz, /readyz, /metrics and the /status page."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9470, ge=0, lt=65536, description="0 picks a free port (tests)")
+    # a bearer token for /metrics and /status; required when bound beyond loopback
+    token_env: str | None = "MASTWATCH_WEB_TOKEN"  # noqa: S105 (a variable name)
+    token_file: Path | None = None
+    allow_unauthenticated: bool = False
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when only this machine can connect (127.0.0.0/8, ::1 or "localhost")."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name other than localhost may resolve anywhere
+            return False
+
+
 class TierConfig(_Model):
     slack: tuple[str, ...] = ()
     email: tuple[str, ...] = ()
@@ -131,6 +154,8 @@ class SourceConfig(_Model):
     tags: tuple[str, ...] = ()
     enabled: bool = True
     baseline: bool | None = None
+    # let this source reach loopback, private and link-local addresses (off: SSRF guard)
+    allow_private: bool = False
 
     @field_validator("url")
     @classmethod
@@ -156,6 +181,7 @@ class Config(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
+    web: WebConfig = WebConfig()
     slack: SlackConfig = SlackConfig()
     email: EmailConfig = EmailConfig()
     tiers: dict[str, TierConfig] = Field(default_factory=_default_tiers)
@@ -287,6 +313,7 @@ class Secrets:
     slack_webhook_url: str | None = None
     smtp_username: str | None = None
     smtp_password: str | None = None
+    web_token: str | None = None
 
     def __repr__(self) -> str:
         present = [k for k, v in self.__dict__.items() if v]
@@ -346,7 +373,20 @@ def resolve_secrets(config: Config, environ: Mapping[str, str] | None = None) ->
         smtp_username=email.username
         or _read_secret(config, email.username_env, None, env, problems),
         smtp_password=_read_secret(config, email.password_env, email.password_file, env, problems),
+        web_token=_read_secret(config, config.web.token_env, config.web.token_file, env, problems),
     )
+    problems += _web_exposure_problems(config.web, secrets.web_token)
     if problems:
         raise ConfigError(problems)
     return secrets
+
+
+def _web_exposure_problems(web: WebConfig, token: str | None) -> list[str]:
+    """/metrics and /status tell anyone who connects what the desk watches: beyond loopback
+    they need a token, unless the operator says another layer guards the port."""
+    if not web.enabled or web.is_loopback or token or web.allow_unauthenticated:
+        return []
+    return [
+        f"web.host: {web.host!r} is reachable from other machines: set a token "
+        f"(web.token_env or web.token_file) or web.allow_unauthenticated = true"
+    ]

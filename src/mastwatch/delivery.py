@@ -19,6 +19,7 @@ import structlog
 
 from mastwatch.config import DeliveryConfig
 from mastwatch.errors import PermanentDeliveryError, RetryableDeliveryError
+from mastwatch.metrics import Metrics
 from mastwatch.model import Delivery
 from mastwatch.notify.base import Notifier
 from mastwatch.store.base import Store
@@ -48,6 +49,7 @@ class DeliveryWorker:
     notifiers: Mapping[str, Notifier]
     settings: DeliveryConfig
     clock: Clock = utc_now
+    metrics: Metrics = field(default_factory=Metrics)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[int] = field(default_factory=set)
 
@@ -128,6 +130,7 @@ class DeliveryWorker:
             await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
         else:
             await self.store.mark_sent(delivery.id, self.clock(), detail)
+            self.metrics.delivery_done(delivery, "sent", self.clock())
             log.info(
                 "alert_sent",
                 delivery=delivery.id,
@@ -144,6 +147,7 @@ class DeliveryWorker:
         delay = retry_delay(delivery.attempts, self.settings, retry_after)
         at = self.clock() + timedelta(seconds=delay)
         await self.store.mark_retry(delivery.id, at, error[:500])
+        self.metrics.delivery_done(delivery, "retry")
         log.warning(
             "delivery_retry",
             delivery=delivery.id,
@@ -156,6 +160,7 @@ class DeliveryWorker:
 
     async def _fail(self, delivery: Delivery, error: str) -> None:
         await self.store.mark_failed(delivery.id, self.clock(), error[:500])
+        self.metrics.delivery_done(delivery, "failed")
         # an operator notice: this alert will not arrive at this receiver without a fix
         log.error(
             "delivery_failed",

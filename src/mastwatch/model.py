@@ -52,6 +52,16 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """One place a rule's term was found: ``Document.<field>[start:end]`` (normalised text)."""
+
+    term: str  # as the rule wrote it
+    field: str  # title, summary, content, source, tags or link
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """A rule that fired on a document, with the evidence that made it fire."""
 
@@ -60,6 +70,7 @@ class Match:
     tier: str
     matched: tuple[str, ...]  # the terms (as the rule wrote them) found in the text
     labels: tuple[tuple[str, str], ...] = ()
+    evidence: tuple[Evidence, ...] = ()  # where each matched term was found
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ import structlog
 
 from mastwatch.config import Config, SourceConfig
 from mastwatch.errors import FetchError
+from mastwatch.metrics import Metrics
 from mastwatch.model import Alert, Item, Match, PollResult, Receiver, SourceState
 from mastwatch.rules import RuleSet, match
 from mastwatch.sources.feed import ParsedFeed, parse_feed
@@ -41,6 +42,7 @@ class FetchesUrls(Protocol):
         etag: str | None,
         last_modified: str | None,
         previous_body_hash: str | None,
+        allow_private: bool,
     ) -> FetchResult: ...
 
 
@@ -68,6 +70,7 @@ class Pipeline:
     executor: Executor | None = None
     receivers: Mapping[str, tuple[Receiver, ...]] | None = None
     on_enqueued: Callable[[], None] = lambda: None
+    metrics: Metrics = field(default_factory=Metrics)
     _host_limits: dict[str, asyncio.Semaphore] | None = None
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
@@ -93,6 +96,7 @@ class Pipeline:
                 etag=state.etag,
                 last_modified=state.last_modified,
                 previous_body_hash=state.body_hash,
+                allow_private=source.allow_private,
             )
         return await self._handle(source, state, fetched, now)
 
@@ -138,8 +142,7 @@ class Pipeline:
         parsed: ParsedFeed,
         now: datetime,
     ) -> PollOutcome:
-        unseen = await self.store.unseen_keys(source.id, (i.key for i in parsed.items))
-        new_items = tuple(i for i in parsed.items if i.key in unseen)
+        new_items = await self._new_items(source, parsed.items)
         baseline = not state.baseline_done and self.config.baseline_of(source)
         outbox = () if baseline else self._alerts_for(source, new_items, now)
         new_state = self._succeeded(source, state, now, fetched)
@@ -154,6 +157,17 @@ class Pipeline:
         log.info("source_polled", **_fields(outcome), baseline=baseline)
         return outcome
 
+    async def _new_items(self, source: SourceConfig, items: tuple[Item, ...]) -> tuple[Item, ...]:
+        """Items whose key is new, minus those whose text this source already showed (under
+        another key, or twice in this document): a feed that mints a new GUID on every fetch
+        for an unchanged item must not raise an alert each time."""
+        unseen = await self.store.unseen_keys(source.id, (i.key for i in items))
+        by_content = {i.content_hash: i for i in reversed(items) if i.key in unseen}
+        seen = await self.store.seen_content_hashes(source.id, by_content)
+        return tuple(
+            i for i in items if by_content.get(i.content_hash) is i and i.content_hash not in seen
+        )
+
     def _alerts_for(
         self, source: SourceConfig, items: tuple[Item, ...], now: datetime
     ) -> tuple[tuple[Alert, tuple[Receiver, ...]], ...]:
@@ -163,6 +177,7 @@ class Pipeline:
         for item in items:
             for found in match(ruleset, make_document(item, source.tags)):
                 alert = make_alert(source, item, found, now)
+                self.metrics.alert_raised(alert)
                 outbox.append((alert, receivers.get(found.tier, ())))
                 log.info(
                     "rule_matched",
@@ -211,6 +226,7 @@ class Pipeline:
             disabled=failure.permanent,
         )
         await self.store.save_source_state(new_state)
+        self.metrics.poll_failed(source.id, failure.failure_class)
         event = "source_disabled" if failure.permanent else "source_poll_failed"
         log.warning(
             event,

@@ -15,12 +15,16 @@ from html.parser import HTMLParser
 from mastwatch.model import Document, Item
 
 __all__ = [
+    "detect_language",
+    "fold_offsets",
     "has_cjk",
     "html_to_text",
     "is_cjk_char",
     "is_word_char",
     "make_document",
     "normalize",
+    "normalize_cased",
+    "token_bounds",
 ]
 
 _WHITESPACE = re.compile(r"\s+")
@@ -71,8 +75,54 @@ def normalize(text: str) -> str:
 
     Invisible word-splitting characters (soft hyphen, zero-width space) are removed first.
     """
-    folded = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).casefold()
-    return _WHITESPACE.sub(" ", folded).strip()
+    return normalize_cased(text).casefold()
+
+
+def normalize_cased(text: str) -> str:
+    """Like :func:`normalize` but keeping letter case, for exact-case rule terms.
+
+    ``normalize(t) == normalize_cased(t).casefold()`` always holds: case folding neither
+    makes nor removes whitespace.
+    """
+    nfkc = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
+    return _WHITESPACE.sub(" ", nfkc).strip()
+
+
+def fold_offsets(cased: str) -> list[int]:
+    """For each offset in ``cased`` (and its end), the offset in ``cased.casefold()``.
+
+    The identity unless a character folds to several (``ß`` to ``ss``); linear in the text.
+    """
+    offsets = [0]
+    for ch in cased:
+        offsets.append(offsets[-1] + len(ch.casefold()))
+    return offsets
+
+
+# A Latin-script word (letters, digits, '_', not CJK) or one CJK character: the unit in
+# which proximity (`near`) is measured, so "within 5" means five words in English text and
+# five characters in Japanese text.
+_TOKEN = re.compile(f"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[\\w])+")
+_JAPANESE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+
+
+def token_bounds(text: str) -> tuple[list[int], list[int]]:
+    """Start and end offsets of the tokens of ``text``: Latin words and single CJK characters."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for found in _TOKEN.finditer(text):
+        starts.append(found.start())
+        ends.append(found.end())
+    return starts, ends
+
+
+def detect_language(text: str) -> str:
+    """``"ja"`` when ``text`` holds kana or kanji, otherwise ``"en"``.
+
+    Feeds rarely declare a reliable language per item, and the sources watched are English
+    or Japanese, so the script is a good enough signal for a rule's language filter.
+    """
+    return "ja" if _JAPANESE.search(text) else "en"
 
 
 def is_cjk_char(ch: str) -> bool:
@@ -90,6 +140,8 @@ def is_word_char(ch: str) -> bool:
 
     CJK characters are not word characters here, so ``g7`` stands as a word in ``g7首脳会議``.
     """
+    if ch < "\x80":  # the common case, without the CJK lookup
+        return ch.isalnum() or ch == "_"
     return (ch.isalnum() or ch == "_") and not is_cjk_char(ch)
 
 

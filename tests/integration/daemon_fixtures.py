@@ -69,6 +69,7 @@ def write_config(
         "schedule": {"default_interval": "1s", "jitter": 0, "baseline_new_sources": False},
         "delivery": {"retry_initial": 0.2, "retry_max": 2, "once_wait": 15, "lease": "30s"},
         "log": {"format": "json", "level": "info"},
+        "web": {"port": 0},  # any free port: daemons of parallel tests must not collide
         "slack": {"base_url": servers.slack.base_url, "min_interval": 0.05},
         "email": {"host": "127.0.0.1", "port": servers.smtp.port, "tls": "none"},
         "tiers.critical": {"slack": ["#crit"], "email": ["desk@example.com"]},
@@ -78,7 +79,8 @@ def write_config(
     for name, values in overrides.items():
         sections[name.replace("__", ".")] = {**sections.get(name, {}), **values}
     text = "".join(_section(name, values) for name, values in sections.items())
-    for source in sources:
+    for given in sources:
+        source = {"allow_private": True, **given}  # the test servers listen on loopback
         text += "[[sources]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in source.items())
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")

@@ -317,6 +317,9 @@ async def test_dry_run_reads_a_url(tmp_path: Path) -> None:
             "source": host,
             "published": None,
             "matched": ["tariff"],
+            "evidence": [
+                {"term": "tariff", "field": "title", "start": 25, "end": 31, "text": "tariff"}
+            ],
         },
         {
             "rule": "bonds",
@@ -328,6 +331,9 @@ async def test_dry_run_reads_a_url(tmp_path: Path) -> None:
             "source": host,
             "published": None,
             "matched": ["米国債"],
+            "evidence": [
+                {"term": "米国債", "field": "title", "start": 0, "end": 3, "text": "米国債"}
+            ],
         },
     ]
 

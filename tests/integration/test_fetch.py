@@ -35,7 +35,7 @@ async def server() -> AsyncIterator[FeedServer]:
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with make_session(SETTINGS) as client_session:
+    async with make_session(SETTINGS, allow_private=True) as client_session:
         yield client_session
 
 

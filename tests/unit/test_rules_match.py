@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mastwatch.model import DEFAULT_TIERS, Document, Item, Match
+from mastwatch.model import DEFAULT_TIERS, Document, Evidence, Item, Match
 from mastwatch.rules import (
     MatchNode,
     Rule,
@@ -171,8 +171,17 @@ def test_match_reports_evidence_in_rule_order_without_repeats_or_negatives() -> 
             tier="high",
             matched=("Duty", "tariff*", "関税", "import*"),
             labels=(("desk", "trade"), ("region", "asia")),
+            evidence=(
+                Evidence("Duty", "title", 31, 37),
+                Evidence("tariff*", "title", 19, 25),
+                Evidence("関税", "title", 41, 43),
+                Evidence("import*", "title", 0, 6),
+            ),
         )
     ]
+    title = doc("Imported cars face tariffs and duties; 追加関税").title
+    spans = [title[e.start : e.end] for e in found[0].evidence]
+    assert spans == ["duties", "tariff", "関税", "import"]
 
 
 def test_several_rules_fire_in_rule_order_and_disabled_rules_do_not() -> None:

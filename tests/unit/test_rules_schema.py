@@ -167,10 +167,10 @@ def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None
         f"{first}:9:12: rule #2: 'enabled' must be true or false, not 'yes'",
         f"{first}:10:12: rule #2: label 'priority': names and values must be strings"
         " (quote numbers)",
-        f"{first}:13:5: rule #2: a match mapping takes exactly one of any, all, none; found 'any'"
-        " and 'all' (nest them, e.g. all: [{any: [...]}, {none: [...]}])",
+        f"{first}:13:5: rule #2: a match mapping takes exactly one of any, all, none, near;"
+        " found 'any' and 'all' (nest them, e.g. all: [{any: [...]}, {none: [...]}])",
         f"{first}:14:3: rule #3: a rule must be a mapping, not 'just a string'",
-        f"{second}:6:7: rule 'g7': empty match tree: give one of any, all, none",
+        f"{second}:6:7: rule 'g7': empty match tree: give one of any, all, none, near",
         f"{second}:7:8: rule 'g7': unknown key 'anny' in match tree; did you mean 'any'?",
         f"{second}:8:14: rule 'g7': 'none' takes a non-empty list of terms or nested mappings,"
         " not an empty list",
@@ -200,14 +200,15 @@ def test_missing_required_keys_and_bad_types(tmp_path: Path) -> None:
         f"{path}:1:3: rule #1: missing required key 'match'",
         f"{path}:1:16: rule #1: 'description' must be a string, not a list",
         f"{path}:3:10: rule 'x': 'title' must not be empty",
-        f"{path}:5:10: rule 'x': a match tree is a mapping with one of any, all, none; not a list",
+        f"{path}:5:10: rule 'x': a match tree is a mapping with one of any, all, none, near;"
+        " not a list",
     ]
 
 
 def test_empty_match_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "r.yaml", "id: x\ntitle: X\ntier: high\nmatch: {}\n")
     assert problems_of([path]) == [
-        f"{path}:4:8: rule 'x': empty match tree: give one of any, all, none"
+        f"{path}:4:8: rule 'x': empty match tree: give one of any, all, none, near"
     ]
 
 

@@ -32,6 +32,7 @@ from store_contract import (
 )
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
+LATEST = len(load_migrations(MIGRATIONS_PACKAGE))  # the schema version a fresh file reaches
 
 
 @pytest.fixture
@@ -94,11 +95,11 @@ async def test_two_processes_opening_a_new_file_at_once_both_succeed(db_path: Pa
     first, second = SQLiteStore(db_path), SQLiteStore(db_path)
     try:
         await asyncio.gather(first.open(), second.open())
-        assert await first.schema_version() == await second.schema_version() == 1
+        assert await first.schema_version() == await second.schema_version() == LATEST
     finally:
         await first.close()
         await second.close()
-    assert query(db_path, "SELECT COUNT(*) FROM schema_migrations") == [(1,)]
+    assert query(db_path, "SELECT COUNT(*) FROM schema_migrations") == [(LATEST,)]
 
 
 async def test_integrity_and_foreign_keys_hold_after_operations(db_path: Path) -> None:

@@ -6,12 +6,16 @@ import pytest
 
 from mastwatch.model import Item
 from mastwatch.text import (
+    detect_language,
+    fold_offsets,
     has_cjk,
     html_to_text,
     is_cjk_char,
     is_word_char,
     make_document,
     normalize,
+    normalize_cased,
+    token_bounds,
 )
 
 
@@ -136,3 +140,29 @@ def test_make_document_normalises_every_field() -> None:
 def test_make_document_defaults() -> None:
     doc = make_document(Item(source_id="s", key="k", title="Plain"))
     assert (doc.title, doc.summary, doc.content, doc.source_tags) == ("plain", "", "", ())
+
+
+def test_normalize_cased_keeps_case_and_folds_to_normalize() -> None:
+    raw = f"  {fullwidth('US')}\tTariffs  on Straße "
+    assert normalize_cased(raw) == "US Tariffs on Straße"
+    assert normalize_cased(raw).casefold() == normalize(raw)
+
+
+def test_fold_offsets_follow_characters_that_fold_to_several() -> None:
+    assert fold_offsets("US tax") == [0, 1, 2, 3, 4, 5, 6]
+    assert fold_offsets("aßb") == [0, 1, 3, 4]  # ß folds to ss
+
+
+def test_token_bounds_counts_latin_words_and_single_cjk_characters() -> None:
+    starts, ends = token_bounds("g7首脳 met, x_y 2025年")
+    assert list(zip(starts, ends, strict=True)) == [
+        (0, 2), (2, 3), (3, 4), (5, 8), (10, 13), (14, 18), (18, 19)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("Tariffs rise", "en"), ("関税を引き上げ", "ja"), ("Ｇ７サミット", "ja"), ("", "en")],
+)
+def test_detect_language(text: str, language: str) -> None:
+    assert detect_language(text) == language

@@ -49,6 +49,10 @@ _ANSI_RE = re.compile(
     r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|\x1b[@-Z\\-_]"
 )
+# Zero-width and other invisible format characters (ZWSP, ZWNJ, ZWJ, word joiner, invisible
+# operators, BOM, soft hyphen, Mongolian vowel separator): removed outright, as they can hide
+# inside a word ("ba\u200bnk") to dodge a reader's eye or a filter.
+_INVISIBLE_RE = re.compile("[\u00ad\u180e\u200b-\u200d\u2060-\u2064\ufeff]")
 _SPACE_RE = re.compile(r"\s+")
 # Characters kept as they are in a link; everything else (|, <, >, ", space, non-ASCII,
 # backslash, braces...) is percent-encoded so it cannot end Slack's <url|label> syntax
@@ -67,7 +71,7 @@ class SlackMessage:
 
 def clean_line(text: str) -> str:
     """Return ``text`` as one line: control characters removed, whitespace collapsed."""
-    text = _CONTROL_RE.sub(" ", _ANSI_RE.sub("", text))
+    text = _CONTROL_RE.sub(" ", _INVISIBLE_RE.sub("", _ANSI_RE.sub("", text)))
     return _SPACE_RE.sub(" ", text).strip()
 
 

@@ -6,8 +6,10 @@ Typical use::
     for found in match(ruleset, make_document(item)):
         ...
 
-See :mod:`mastwatch.rules.compile` for how terms match (word boundaries, prefixes, plurals,
-CJK substrings) and :mod:`mastwatch.rules.schema` for the file format.
+See docs/rules.md for the language, :mod:`mastwatch.rules.compile` for how terms match
+(word boundaries, prefixes, plurals, CJK substrings), :mod:`mastwatch.rules.schema` for the
+file format and :mod:`mastwatch.rules.reference` for a plain evaluator the compiled matcher
+is tested against.
 """
 
 from __future__ import annotations
@@ -16,17 +18,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mastwatch.rules.compile import RuleSet, compile_rules
+from mastwatch.rules.diff import RuleSetDiff, diff_rulesets
 from mastwatch.rules.evaluate import match, rule_fires, run_inline_tests
-from mastwatch.rules.schema import InlineTest, MatchNode, Rule, load_rule_files, rule_files
+from mastwatch.rules.fields import field_texts
+from mastwatch.rules.schema import (
+    InlineTest,
+    MatchNode,
+    Near,
+    Rule,
+    Term,
+    load_rule_files,
+    load_term_lists,
+    rule_files,
+)
 
 __all__ = [
     "InlineTest",
     "MatchNode",
+    "Near",
     "Rule",
     "RuleSet",
+    "RuleSetDiff",
+    "Term",
     "compile_rules",
+    "diff_rulesets",
+    "field_texts",
     "load_rule_files",
     "load_rules",
+    "load_term_lists",
     "match",
     "rule_files",
     "rule_fires",
@@ -37,7 +56,7 @@ __all__ = [
 def load_rules(directory: Path | str, tiers: Sequence[str]) -> RuleSet:
     """Load, validate and compile every ``*.yaml``/``*.yml`` file directly in ``directory``.
 
-    Files are read in name order; subdirectories (``rules/lists/``) are ignored. Raises
+    Files are read in name order; named term lists come from ``directory/lists/``. Raises
     :class:`~mastwatch.errors.RuleError` listing every problem found, each with
     ``file:line:column``.
     """

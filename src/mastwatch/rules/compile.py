@@ -1,9 +1,11 @@
 """Compile validated rules into an immutable :class:`RuleSet` with one Aho-Corasick presearcher.
 
-Every term of every rule becomes one or more literal strings (the normalised term, plus its
-plural forms) in a single automaton. Matching a document is then one pass over its text to
-find candidate literals, a word-boundary check for each, and the evaluation of only those
-rules whose terms were seen (plus the few that can match with no term present at all).
+Every literal term of every rule (the normalised term, plus its plural forms) goes into a
+single automaton. Matching a document is then one pass over its fields to find literals, a
+word-boundary check for each, and the evaluation of only the candidate rules: those whose
+*trigger* was seen (a group of terms one of which the rule cannot fire without, chosen to
+be rare, see :func:`_triggers`), plus the few that could fire without any literal (a
+regex, a built-in pattern or a ``none`` branch decides them).
 
 Term semantics (see :func:`compile_term`):
 
@@ -16,12 +18,14 @@ Term semantics (see :func:`compile_term`):
 - Other terms ending in a Latin letter also match their simple English plural: ``tariff`` →
   ``tariffs``, ``duty`` → ``duties``, ``tax`` → ``taxes``, ``JGB`` (written in capitals) →
   ``JGBs``. Only the last word of a phrase is pluralised (``treasury yield`` → ``treasury yields``).
+- ``{exact: US}`` matches like a term, then also requires the same letter case in the text.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -29,50 +33,107 @@ from typing import Any
 
 import ahocorasick
 
-from mastwatch.rules.schema import MatchNode, Rule
-from mastwatch.text import has_cjk, is_word_char, normalize
+from mastwatch.rules.builtins import BUILTIN_PATTERNS
+from mastwatch.rules.regex import compile_regex, required_literal
+from mastwatch.rules.tree import DEFAULT_FIELDS, FIELDS, MatchNode, Near, Rule, Term
+from mastwatch.text import has_cjk, is_word_char, normalize, normalize_cased
 
-__all__ = ["CompiledNode", "CompiledRule", "RuleSet", "TermSpec", "compile_rules", "compile_term"]
+__all__ = [
+    "CompiledNear",
+    "CompiledNode",
+    "CompiledRule",
+    "RuleSet",
+    "TermSpec",
+    "compile_rules",
+    "compile_term",
+    "content_hash",
+    "field_mask",
+]
 
 _SIBILANT_ENDINGS = ("s", "x", "z", "ch", "sh")
 _VOWELS = frozenset("aeiou")
 
 
+def field_mask(fields: Sequence[str]) -> int:
+    """A bit per field name, in :data:`~mastwatch.rules.tree.FIELDS` order."""
+    return sum(1 << FIELDS.index(name) for name in set(fields))
+
+
+DEFAULT_MASK = field_mask(DEFAULT_FIELDS)
+
+
 @dataclass(frozen=True, slots=True)
 class TermSpec:
-    """A term as the matcher sees it: its normalised literal and how to widen it."""
+    """A leaf as the matcher sees it.
+
+    ``kind`` is ``term`` (automaton literal), ``exact`` (automaton literal, then a case
+    check against ``cased``), ``regex`` (an RE2 pattern in ``literal``), ``builtin``
+    (``@date`` and friends, named in ``literal``) or ``hint`` (a literal every match of a
+    regex contains: found anywhere, it makes the regex's rules candidates; never evaluated).
+    """
 
     literal: str
     prefix: bool = False  # written with a trailing '*'
     plurals: tuple[str, ...] = ()  # extra literals accepted as the same term
+    kind: str = "term"
+    cased: str = ""  # exact: the NFKC form with its letter case, without '*'
+
+    @property
+    def in_automaton(self) -> bool:
+        return self.kind in {"term", "exact", "hint"}
 
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """One automaton literal standing for a term, with the boundaries it must respect."""
+    """One automaton literal standing for a leaf, with the boundaries it must respect."""
 
     spec: int  # index into RuleSet.terms
     check_left: bool
     check_right: bool
+    exact: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledNear:
+    """Proximity: one hit of each entry (a set of alternative leaves) within ``within``."""
+
+    entries: tuple[tuple[int, ...], ...]
+    written: tuple[tuple[str, ...], ...]
+    within: int
+    mask: int
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledNode:
-    """A match-tree node whose leaves are term indices."""
+    """A match-tree node whose leaves are term indices, scoped to the fields in ``mask``."""
 
     op: str
-    children: tuple[CompiledNode | int, ...]
+    children: tuple[CompiledNode | CompiledNear | int, ...]
+    written: tuple[str, ...] = ()  # for each int child, the term as the rule wrote it
+    mask: int = DEFAULT_MASK
+    # the same children split for speed: automaton terms (tested as one set operation
+    # against the terms found) and the rest (patterns, nested nodes, proximity)
+    literals: frozenset[int] = frozenset()
+    rest: tuple[CompiledNode | CompiledNear | int, ...] = ()
+    # where each literal and each other child sits among the children (for explanations)
+    literal_positions: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    rest_positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A rule with its tree over term indices and the terms that count as evidence."""
+    """A rule with its compiled tree and the filters checked before evaluating it."""
 
     rule: Rule
     tree: CompiledNode
-    evidence: tuple[tuple[str, int], ...]  # (term as written, term index), outside any `none`
     terms: frozenset[int]
-    matches_without_terms: bool  # true when a `none` branch lets it fire on an empty text
+    matches_without_terms: bool  # a regex, pattern or `none` may let it fire with no literal
+    trigger: frozenset[int] = frozenset()  # terms one of which must be found (see _triggers)
+    filtered: bool = False  # has source or language filters (see evaluate.admits)
+    check: Any = None  # the tree as one Python function (see _codegen), None if too deep
+    source_ids: frozenset[str] = frozenset()
+    source_tags: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -82,12 +143,14 @@ class RuleSet:
     rules: tuple[Rule, ...]
     content_hash: str
     terms: tuple[TermSpec, ...] = ()
+    matchers: tuple[Any, ...] = ()  # per term: the compiled regex of regex/builtin leaves
     compiled: tuple[CompiledRule, ...] = ()
     rules_by_term: Mapping[int, tuple[int, ...]] = field(
         default_factory=lambda: MappingProxyType({}), repr=False
     )
     always_candidates: tuple[int, ...] = ()
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
+    pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -108,8 +171,10 @@ def _plural_forms(literal: str, written: str) -> tuple[str, ...]:
 
 
 def compile_term(written: str) -> TermSpec:
-    """Turn a term as written in a rule into the literals the automaton looks for."""
+    """Turn a term string as written in a rule into what the matcher looks for."""
     norm = normalize(written)
+    if norm in BUILTIN_PATTERNS:
+        return TermSpec(literal=norm, kind="builtin")
     if norm.endswith("*"):
         return TermSpec(literal=norm[:-1], prefix=True)
     if has_cjk(norm[-1:]):
@@ -117,86 +182,268 @@ def compile_term(written: str) -> TermSpec:
     return TermSpec(literal=norm, plurals=_plural_forms(norm, written))
 
 
+def compile_leaf(leaf: str | Term) -> TermSpec:
+    """A string or :class:`Term` leaf (not a list) as a :class:`TermSpec`."""
+    if isinstance(leaf, str):
+        return compile_term(leaf)
+    if leaf.kind == "regex":
+        return TermSpec(literal=leaf.text, kind="regex")
+    cased = normalize_cased(leaf.text)
+    prefix = cased.endswith("*")
+    cased = cased.removesuffix("*")
+    return TermSpec(literal=cased.casefold(), prefix=prefix, kind="exact", cased=cased)
+
+
 def _patterns(spec: TermSpec, index: int) -> list[tuple[str, Pattern]]:
+    if spec.kind == "hint":  # found anywhere, inside words too
+        return [(spec.literal, Pattern(index, check_left=False, check_right=False))]
     out = []
     for literal in (spec.literal, *spec.plurals):
         check_left = is_word_char(literal[0])
         check_right = not spec.prefix and is_word_char(literal[-1])
-        out.append((literal, Pattern(index, check_left, check_right)))
+        out.append((literal, Pattern(index, check_left, check_right, spec.kind == "exact")))
     return out
 
 
+def _flatten(leaf: str | Term) -> list[str | Term]:
+    """A leaf with named lists and inline alternatives expanded into plain leaves."""
+    if isinstance(leaf, Term) and leaf.kind in {"list", "any"}:
+        return [inner for item in leaf.items for inner in _flatten(item)]
+    return [leaf]
+
+
+def _written(leaf: str | Term) -> str:
+    return leaf if isinstance(leaf, str) else leaf.written
+
+
 class _Compiler:
-    """Interns terms across rules so each literal enters the automaton once."""
+    """Interns leaves across rules so each literal enters the automaton once."""
 
     def __init__(self) -> None:
         self.specs: list[TermSpec] = []
         self.index: dict[TermSpec, int] = {}
+        self.hints: dict[int, int] = {}  # regex term -> hint term
 
-    def term(self, written: str) -> int:
-        spec = compile_term(written)
+    def term(self, leaf: str | Term) -> int:
+        return self.intern(compile_leaf(leaf))
+
+    def intern(self, spec: TermSpec) -> int:
         if spec not in self.index:
             self.index[spec] = len(self.specs)
             self.specs.append(spec)
+            if spec.kind == "regex":
+                hint = required_literal(spec.literal)
+                if hint is not None:
+                    self.hints[self.index[spec]] = self.intern(TermSpec(hint, kind="hint"))
         return self.index[spec]
 
-    def node(self, node: MatchNode, negated: bool, evidence: list[tuple[str, int]]) -> CompiledNode:
-        children: list[CompiledNode | int] = []
-        inner_negated = negated or node.op == "none"
+    def node(self, node: MatchNode, mask: int) -> CompiledNode:
+        mask = field_mask(node.fields) if node.fields else mask
+        children: list[CompiledNode | CompiledNear | int] = []
+        written: list[str] = []
         for child in node.children:
             if isinstance(child, MatchNode):
-                children.append(self.node(child, inner_negated, evidence))
+                children.append(self.node(child, mask))
+            elif isinstance(child, Near):
+                children.append(self.near(child, mask))
+            elif isinstance(child, Term) and child.kind in {"list", "any"}:
+                leaves = _flatten(child)
+                inner = tuple(self.term(leaf) for leaf in leaves)
+                children.append(self.make("any", inner, tuple(map(_written, leaves)), mask))
+            else:
+                children.append(self.term(child))
+                written.append(_written(child))
                 continue
-            spec = self.term(child)
-            children.append(spec)
-            if not inner_negated:
-                evidence.append((child, spec))
-        return CompiledNode(node.op, tuple(children))
+            written.append("")
+        return self.make(node.op, tuple(children), tuple(written), mask)
 
-    def rule(self, rule: Rule) -> CompiledRule:
-        evidence: list[tuple[str, int]] = []
-        tree = self.node(rule.match, False, evidence)
-        unique = tuple(dict.fromkeys(evidence))
+    def make(
+        self,
+        op: str,
+        children: tuple[CompiledNode | CompiledNear | int, ...],
+        written: tuple[str, ...],
+        mask: int,
+    ) -> CompiledNode:
+        def literal(child: CompiledNode | CompiledNear | int) -> bool:
+            return isinstance(child, int) and self.specs[child].in_automaton
+
+        positions: dict[int, tuple[int, ...]] = {}
+        for position, child in enumerate(children):
+            if isinstance(child, int) and literal(child):
+                positions[child] = (*positions.get(child, ()), position)
+        return CompiledNode(
+            op=op,
+            children=children,
+            written=written,
+            mask=mask,
+            literals=frozenset(positions),
+            rest=tuple(c for c in children if not literal(c)),
+            literal_positions=MappingProxyType(positions),
+            rest_positions=tuple(i for i, c in enumerate(children) if not literal(c)),
+        )
+
+    def near(self, near: Near, mask: int) -> CompiledNear:
+        entries = [_flatten(entry) for entry in near.terms]
+        return CompiledNear(
+            entries=tuple(tuple(self.term(leaf) for leaf in entry) for entry in entries),
+            written=tuple(tuple(map(_written, entry)) for entry in entries),
+            within=near.within,
+            mask=field_mask(near.fields) if near.fields else mask,
+        )
+
+    def rule(self, rule: Rule, tree: CompiledNode, trigger: frozenset[int] | None) -> CompiledRule:
         return CompiledRule(
             rule=rule,
             tree=tree,
-            evidence=unique,
             terms=frozenset(_leaves(tree)),
-            matches_without_terms=holds(tree, frozenset()),
+            matches_without_terms=trigger is None,
+            filtered=bool(rule.sources or rule.source_tags or rule.languages),
+            check=_codegen(tree),
+            trigger=trigger or frozenset(),
+            source_ids=frozenset(rule.sources),
+            source_tags=frozenset(rule.source_tags),
+            languages=frozenset(rule.languages),
         )
+
+    def matchers(self) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for spec in self.specs:
+            if spec.kind == "regex":
+                out.append(compile_regex(spec.literal))
+            elif spec.kind == "builtin":
+                out.append(BUILTIN_PATTERNS[spec.literal])
+            else:
+                out.append(None)
+        return tuple(out)
 
     def automaton(self) -> Any:
         by_literal: dict[str, list[Pattern]] = {}
         for index, spec in enumerate(self.specs):
-            for literal, pattern in _patterns(spec, index):
-                by_literal.setdefault(literal, []).append(pattern)
+            if spec.in_automaton:
+                for literal, pattern in _patterns(spec, index):
+                    by_literal.setdefault(literal, []).append(pattern)
         if not by_literal:
             return None
         automaton = ahocorasick.Automaton()
         for literal, patterns in by_literal.items():
-            automaton.add_word(literal, (len(literal), tuple(patterns)))
+            # whether any pattern needs the neighbours looked at (CJK literals never do)
+            left = any(p.check_left for p in patterns)
+            right = any(p.check_right for p in patterns)
+            automaton.add_word(literal, (len(literal), tuple(patterns), left, right))
         automaton.make_automaton()
         return automaton
 
 
-def _leaves(node: CompiledNode) -> list[int]:
+def _leaves(node: CompiledNode | CompiledNear) -> list[int]:
+    if isinstance(node, CompiledNear):
+        return [leaf for entry in node.entries for leaf in entry]
     out: list[int] = []
     for child in node.children:
-        out.extend(_leaves(child) if isinstance(child, CompiledNode) else [child])
+        out.extend(_leaves(child) if not isinstance(child, int) else [child])
     return out
 
 
-def holds(node: CompiledNode, found: frozenset[int]) -> bool:
-    """Evaluate a compiled tree given the set of term indices found in the text."""
-    results = (
-        holds(child, found) if isinstance(child, CompiledNode) else child in found
-        for child in node.children
-    )
-    if node.op == "any":
-        return any(results)
+MAX_CODEGEN_DEPTH = 40  # deeper trees (never seen in practice) are interpreted instead
+
+
+def _expression(node: CompiledNode, consts: list[object], depth: int) -> str:
+    """Python source for a node, using only integers, operators and ``K[i]`` constants."""
+    if depth > MAX_CODEGEN_DEPTH:
+        raise RecursionError
+    parts = []
+    if node.literals:
+        consts.append(node.literals)
+        literal, found = f"K[{len(consts) - 1}]", f"F({node.mask})"
+        if node.op == "all":
+            parts.append(f"{literal} <= {found}")
+        else:
+            parts.append(f"not {literal}.isdisjoint({found})")
+    for child in node.rest:
+        if isinstance(child, int):
+            parts.append(f"P({child}, {node.mask})")
+        elif isinstance(child, CompiledNear):
+            consts.append(child)
+            parts.append(f"N(K[{len(consts) - 1}])")
+        else:
+            parts.append(f"({_expression(child, consts, depth + 1)})")
     if node.op == "all":
-        return all(results)
-    return not any(results)
+        return " and ".join(parts) or "True"
+    either = " or ".join(parts) or "False"
+    return either if node.op == "any" else f"not ({either})"
+
+
+def _codegen(tree: CompiledNode) -> Any:
+    """The tree as one function ``check(F, P, N) -> bool``, which a candidate rule is
+    evaluated with: ``F(mask)`` is the set of automaton terms found in those fields,
+    ``P(term, mask)`` whether a pattern term is found, ``N(near)`` whether a proximity
+    condition holds. One call and a few set operations instead of walking the tree.
+
+    The source is built from integers and fixed operators only, never from rule text, so
+    compiling it cannot run anything an operator wrote.
+    """
+    consts: list[object] = []
+    try:
+        source = f"lambda F, P, N: {_expression(tree, consts, 0)}"
+        return eval(compile(source, "<rule>", "eval"), {"K": consts})  # noqa: S307
+    except (RecursionError, SyntaxError, MemoryError):
+        return None
+
+
+Group = frozenset[int]
+
+
+def _required(node: CompiledNode | CompiledNear | int, ctx: _Cost) -> list[Group]:
+    """Groups of automaton terms of which at least one must be found for ``node`` to hold.
+
+    Any one of the returned groups is a valid necessary condition; an empty list means no
+    literal is needed (a regex, a pattern or a ``none`` may decide alone).
+    """
+    if isinstance(node, int):
+        return _leaf_required(node, ctx)
+    if isinstance(node, CompiledNear):  # every entry must be found: each is a group
+        entries = [[_leaf_required(term, ctx) for term in entry] for entry in node.entries]
+        return [frozenset().union(*(opt[0] for opt in entry)) for entry in entries if all(entry)]
+    if node.op == "none":
+        return []
+    options = [_required(child, ctx) for child in node.children]
+    if node.op == "all":  # any child's requirement is the node's
+        return [group for option in options for group in option]
+    if not all(options):  # `any`: every child needs a literal, so one of theirs must be found
+        return []
+    return [frozenset().union(*(min(option, key=ctx.cost) for option in options))]
+
+
+def _leaf_required(term: int, ctx: _Cost) -> list[Group]:
+    if ctx.specs[term].in_automaton:
+        return [frozenset((term,))]
+    return [frozenset((ctx.hints[term],))] if term in ctx.hints else []
+
+
+@dataclass(frozen=True, slots=True)
+class _Cost:
+    """How often a group of terms is likely to be found: the rules sharing its terms."""
+
+    specs: Sequence[TermSpec]
+    usage: Mapping[int, int]
+    hints: Mapping[int, int]
+
+    def cost(self, group: Group) -> tuple[int, int]:
+        return sum(self.usage.get(term, 1) for term in group), len(group)
+
+
+def _triggers(
+    trees: Sequence[CompiledNode], specs: Sequence[TermSpec], hints: Mapping[int, int]
+) -> list[Group | None]:
+    """For each rule, the cheapest group of terms one of which must be found (None: any item
+    may match, so the rule is evaluated on every item). Terms shared by many rules (common
+    topic words) are avoided in favour of rare ones (names)."""
+    usage = Counter(term for tree in trees for term in set(_leaves(tree)))
+    ctx = _Cost(specs, usage, hints)
+    out: list[Group | None] = []
+    for tree in trees:
+        options = _required(tree, ctx)
+        out.append(min(options, key=ctx.cost) if options else None)
+    return out
 
 
 def content_hash(rules: Sequence[Rule]) -> str:
@@ -211,19 +458,24 @@ def content_hash(rules: Sequence[Rule]) -> str:
 def compile_rules(rules: Sequence[Rule]) -> RuleSet:
     """Compile validated rules (in their load order) into an immutable :class:`RuleSet`."""
     compiler = _Compiler()
-    compiled = tuple(compiler.rule(rule) for rule in rules)
+    trees = [compiler.node(rule.match, DEFAULT_MASK) for rule in rules]
+    triggers = _triggers(trees, compiler.specs, compiler.hints)
+    compiled = tuple(map(compiler.rule, rules, trees, triggers))
     rules_by_term: dict[int, list[int]] = {}
-    for position, item in enumerate(compiled):
-        for term in item.terms:
+    live = [(position, item) for position, item in enumerate(compiled) if item.rule.enabled]
+    for position, item in live:
+        for term in item.trigger:
             rules_by_term.setdefault(term, []).append(position)
     return RuleSet(
         rules=tuple(rules),
         content_hash=content_hash(rules),
         terms=tuple(compiler.specs),
+        matchers=compiler.matchers(),
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
-        always_candidates=tuple(
-            position for position, item in enumerate(compiled) if item.matches_without_terms
-        ),
+        always_candidates=tuple(position for position, item in live if item.matches_without_terms),
         automaton=compiler.automaton(),
+        pattern_terms=frozenset(
+            i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
+        ),
     )

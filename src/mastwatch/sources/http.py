@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import mimetypes
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,6 +26,7 @@ import structlog
 from yarl import URL
 
 from mastwatch import __version__
+from mastwatch.sources.netguard import PublicOnlyResolver, find_blocked, guard_trace_config
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +40,9 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _GONE = 410
 _DELTA_SECONDS = re.compile(r"^\s*(\d{1,10})(?:\.\d+)?\s*$")
 _MAX_REASON = 200
+# We decompress ourselves (see _BoundedDecoder), so we only offer what we can bound.
+_ACCEPT_ENCODING = "gzip, deflate"
+_IDENTITY = frozenset({"", "identity"})
 
 
 @dataclass(frozen=True)
@@ -96,21 +101,37 @@ FAILURE_REDIRECTS = "redirects"
 FAILURE_INVALID_URL = "invalid_url"
 FAILURE_PROTOCOL = "protocol"  # the server's response was malformed or cut short
 FAILURE_FILE = "file"
+FAILURE_BLOCKED = "blocked_address"  # loopback/private/link-local without allow_private
 
 FetchResult = Fetched | NotModified | FetchFailed
 
 
-def make_session(settings: FetchSettings | None = None) -> aiohttp.ClientSession:
-    """The one HTTP session the daemon shares. Call it inside the running event loop."""
+def make_session(
+    settings: FetchSettings | None = None, *, allow_private: bool = False
+) -> aiohttp.ClientSession:
+    """An HTTP session for fetching sources. Call it inside the running event loop.
+
+    Unless ``allow_private``, it refuses to connect to loopback, private, link-local and
+    other non-global addresses, redirects included (see :mod:`mastwatch.sources.netguard`).
+    Bodies are not decompressed by aiohttp: the fetcher does it with a bound.
+    """
     settings = settings or FetchSettings()
     connector = aiohttp.TCPConnector(
-        limit=settings.connection_limit, limit_per_host=4, ttl_dns_cache=300
+        limit=settings.connection_limit,
+        limit_per_host=4,
+        ttl_dns_cache=300,
+        resolver=None if allow_private else PublicOnlyResolver(),
     )
     return aiohttp.ClientSession(
         connector=connector,
-        headers={"User-Agent": settings.user_agent, "Accept": _ACCEPT},
-        auto_decompress=True,
+        headers={
+            "User-Agent": settings.user_agent,
+            "Accept": _ACCEPT,
+            "Accept-Encoding": _ACCEPT_ENCODING,
+        },
+        auto_decompress=False,
         timeout=_client_timeout(settings),
+        trace_configs=None if allow_private else [guard_trace_config()],
     )
 
 
@@ -120,10 +141,22 @@ def body_digest(body: bytes) -> str:
 
 
 class Fetcher:
-    """Fetches sources through a shared session, turning every problem into a FetchFailed."""
+    """Fetches sources through a shared session, turning every problem into a FetchFailed.
 
-    def __init__(self, session: aiohttp.ClientSession, settings: FetchSettings) -> None:
+    ``private_session`` (made with ``make_session(allow_private=True)``) serves the
+    sources an operator allowed to reach internal addresses; without it they go through
+    ``session`` like the others.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: FetchSettings,
+        *,
+        private_session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self._session = session
+        self._private_session = private_session
         self._settings = settings
 
     async def fetch(
@@ -133,6 +166,7 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         previous_body_hash: str | None = None,
+        allow_private: bool = False,
     ) -> FetchResult:
         """Fetch ``url`` conditionally; never raises for network, server or file problems."""
         scheme = urlsplit(url).scheme.lower()
@@ -144,12 +178,14 @@ class Fetcher:
             )
         try:
             async with asyncio.timeout(self._settings.total_timeout):
-                return await self._fetch_http(url, etag, last_modified, previous_body_hash)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                session = (self._private_session if allow_private else None) or self._session
+                return await self._fetch_http(session, url, etag, last_modified, previous_body_hash)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, zlib.error) as exc:
             return _failure_from_exception(exc, url, self._settings)
 
     async def _fetch_http(
         self,
+        session: aiohttp.ClientSession,
         url: str,
         etag: str | None,
         last_modified: str | None,
@@ -160,7 +196,7 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        async with self._session.get(
+        async with session.get(
             URL(url),
             headers=headers,
             timeout=_client_timeout(self._settings),
@@ -180,18 +216,16 @@ class Fetcher:
             return _fetched_or_same(url, response, body, previous_body_hash)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes | None:
-        """The body, or None as soon as it grows past the cap (declared or streamed)."""
+        """The decoded body, or None as soon as it grows past the cap (declared, streamed
+        or decompressed: a gzip bomb stops at the cap, never inflating further)."""
         cap = self._settings.max_body_bytes
         if response.content_length is not None and response.content_length > cap:
             return None
-        chunks: list[bytes] = []
-        size = 0
+        decoder = _BoundedDecoder(response.headers.get("Content-Encoding", ""), cap)
         async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-            size += len(chunk)
-            if size > cap:
+            if not decoder.feed(chunk):
                 return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return decoder.finish()
 
     def _too_large(self) -> FetchFailed:
         cap = self._settings.max_body_bytes
@@ -213,6 +247,62 @@ class Fetcher:
             return NotModified(None, None, "same-body")
         content_type = mimetypes.guess_type(path.name)[0]
         return Fetched(url, url, 200, body, content_type, None, None, None, body_hash)
+
+
+class UnsupportedEncodingError(ValueError):
+    """The server used a Content-Encoding we did not offer and cannot bound."""
+
+
+class _BoundedDecoder:
+    """Decodes a Content-Encoding chunk by chunk, never producing more than ``cap`` bytes.
+
+    ``zlib``'s ``max_length`` stops inflation at the cap, so a few kilobytes that would
+    expand to gigabytes cost at most ``cap`` bytes of memory.
+    """
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        self._encoding = encoding.strip().lower()
+        if self._encoding not in _IDENTITY | {"gzip", "x-gzip", "deflate"}:
+            raise UnsupportedEncodingError(f"unsupported Content-Encoding {self._encoding[:40]!r}")
+        self._cap = cap
+        self._size = 0
+        self._parts: list[bytes] = []
+        self._inflater: zlib._Decompress | None = None
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add a received chunk; False once the decoded body is larger than the cap."""
+        if self._encoding in _IDENTITY:
+            return self._keep(chunk)
+        if self._inflater is None:
+            self._inflater = zlib.decompressobj(self._wbits(chunk))
+        data = chunk
+        while data:
+            out = self._inflater.decompress(data, self._cap + 1 - self._size)
+            if not self._keep(out):
+                return False
+            data = self._inflater.unconsumed_tail
+        return True
+
+    def finish(self) -> bytes | None:
+        """The whole decoded body, or None if the last bytes pushed it past the cap."""
+        if self._inflater is not None and not self._keep(self._inflater.flush()):
+            return None
+        return b"".join(self._parts)
+
+    def _wbits(self, first: bytes) -> int:
+        if self._encoding != "deflate":
+            return 16 + zlib.MAX_WBITS
+        # "deflate" should be zlib-wrapped, but many servers send a raw stream
+        return zlib.MAX_WBITS if first[:1] and first[0] & 0x0F == 8 else -zlib.MAX_WBITS
+
+    def _keep(self, out: bytes) -> bool:
+        self._size += len(out)
+        if self._size > self._cap:
+            self._parts.clear()
+            return False
+        if out:
+            self._parts.append(out)
+        return True
 
 
 def _client_timeout(settings: FetchSettings) -> aiohttp.ClientTimeout:
@@ -282,12 +372,27 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def _guard_or_body_failure(exc: BaseException, host: str) -> FetchFailed | None:
+    """Our own refusals: an internal address, a corrupt or unsupported encoding."""
+    blocked = find_blocked(exc)
+    if blocked is not None:
+        return FetchFailed(f"{blocked} (set allow_private to permit)", FAILURE_BLOCKED)
+    if isinstance(exc, zlib.error):
+        return FetchFailed(f"corrupt compressed body from {host}", FAILURE_PROTOCOL)
+    if isinstance(exc, UnsupportedEncodingError):
+        return FetchFailed(f"{exc} from {host}", FAILURE_PROTOCOL)
+    return None
+
+
 def _failure_from_exception(exc: BaseException, url: str, settings: FetchSettings) -> FetchFailed:
     """Name what went wrong; order matters, as aiohttp's timeouts are also OS and client errors.
 
     Reasons name the host, never the whole URL: feed URLs can carry access tokens.
     """
     host = urlsplit(url).hostname or "?"
+    guarded = _guard_or_body_failure(exc, host)
+    if guarded is not None:
+        return guarded
     if isinstance(exc, aiohttp.TooManyRedirects):
         reason = f"more than {settings.max_redirects} redirects from {host}"
         return FetchFailed(reason, FAILURE_REDIRECTS)

@@ -201,6 +201,11 @@ def unseen_keys(conn: sqlite3.Connection, source_id: str, keys: list[str]) -> se
     return {key for key in keys if conn.execute(query, (source_id, key)).fetchone() is None}
 
 
+def seen_content_hashes(conn: sqlite3.Connection, source_id: str, hashes: list[str]) -> set[str]:
+    query = "SELECT 1 FROM items WHERE source_id = ? AND content_hash = ? LIMIT 1"
+    return {h for h in hashes if conn.execute(query, (source_id, h)).fetchone() is not None}
+
+
 def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> int:
     with transaction(conn):
         save_source_state(conn, result.state)
@@ -218,7 +223,7 @@ def insert_items(conn: sqlite3.Connection, items: Iterable[Item], now: str) -> s
     for item in items:
         cursor = conn.execute(
             "INSERT INTO items (source_id, item_key, content_hash, title, link, guid,"
-            " published, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " published, first_seen_at, summary, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (source_id, item_key) DO NOTHING",
             (
                 item.source_id,
@@ -229,6 +234,8 @@ def insert_items(conn: sqlite3.Connection, items: Iterable[Item], now: str) -> s
                 item.guid,
                 opt_text(item.published),
                 now,
+                item.summary,  # kept for `mastwatch replay` (migration 0002)
+                item.content,
             ),
         )
         if cursor.rowcount == 1:
@@ -314,6 +321,50 @@ def recent_alerts(conn: sqlite3.Connection, limit: int) -> list[Alert]:
         (limit,),
     )
     return [alert_from_row(row) for row in rows]
+
+
+def alerts_since(conn: sqlite3.Connection, since: datetime) -> list[Alert]:
+    rows = conn.execute(
+        SELECT_ALERT + " WHERE created_at >= ? ORDER BY created_at, id", (to_text(since),)
+    )
+    return [alert_from_row(row) for row in rows]
+
+
+def items_since(conn: sqlite3.Connection, since: datetime) -> list[tuple[Item, datetime]]:
+    """Stored items first seen at or after ``since``, with that time, oldest first."""
+    rows = conn.execute(
+        "SELECT source_id, item_key, title, link, guid, published, first_seen_at, summary,"
+        " content FROM items WHERE first_seen_at >= ? ORDER BY first_seen_at, source_id,"
+        " item_key",
+        (to_text(since),),
+    )
+    return [
+        (
+            Item(
+                source_id=row["source_id"],
+                key=row["item_key"],
+                title=row["title"],
+                link=row["link"],
+                guid=row["guid"],
+                summary=row["summary"],
+                content=row["content"],
+                published=from_text(row["published"]),
+            ),
+            required_time(row["first_seen_at"]),
+        )
+        for row in rows
+    ]
+
+
+def delivery_states(
+    conn: sqlite3.Connection, alert_ids: list[str]
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Each alert's deliveries as (channel, target, state), in id order."""
+    found: dict[str, list[tuple[str, str, str]]] = {alert_id: [] for alert_id in alert_ids}
+    query = "SELECT channel, target, state FROM deliveries WHERE alert_id = ? ORDER BY id"
+    for alert_id in alert_ids:
+        found[alert_id] = [tuple(row) for row in conn.execute(query, (alert_id,))]
+    return found
 
 
 # -- deliveries

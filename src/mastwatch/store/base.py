@@ -31,6 +31,10 @@ class Store(Protocol):
     async def unseen_keys(self, source_id: str, keys: Iterable[str]) -> set[str]:
         """The item keys of ``keys`` not yet recorded for this source."""
 
+    async def seen_content_hashes(self, source_id: str, hashes: Iterable[str]) -> set[str]:
+        """The ``Item.content_hash`` values of ``hashes`` that an item already recorded for
+        this source has (the same text under a new key is no news)."""
+
     async def commit_poll(self, result: PollResult, now: datetime) -> int:
         """In one transaction: save state, record items, and enqueue every outbox
         entry whose item was recorded by this call (an item already present enqueues

@@ -30,7 +30,7 @@ from typing import Concatenate, Final, ParamSpec, Self, TypeVar
 import structlog
 
 from mastwatch.errors import MastwatchError
-from mastwatch.model import Alert, Delivery, PollResult, SourceState
+from mastwatch.model import Alert, Delivery, Item, PollResult, SourceState
 from mastwatch.store import _sqlite_ops as ops
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
@@ -137,6 +137,10 @@ class SQLiteStore:
         """The item keys of ``keys`` not yet recorded for this source."""
         return await self._call(ops.unseen_keys, source_id, list(keys))
 
+    async def seen_content_hashes(self, source_id: str, hashes: Iterable[str]) -> set[str]:
+        """The content hashes of ``hashes`` some recorded item of this source already has."""
+        return await self._call(ops.seen_content_hashes, source_id, list(hashes))
+
     async def commit_poll(self, result: PollResult, now: datetime) -> int:
         """Save state, record items and enqueue the new items' alerts in one transaction.
 
@@ -197,6 +201,20 @@ class SQLiteStore:
     async def recent_alerts(self, limit: int = 50) -> list[Alert]:
         """The ``limit`` most recently created alerts, newest first."""
         return await self._call(ops.recent_alerts, limit)
+
+    async def alerts_since(self, since: datetime) -> list[Alert]:
+        """Alerts created at or after ``since``, oldest first (``mastwatch alerts``)."""
+        return await self._call(ops.alerts_since, since)
+
+    async def items_since(self, since: datetime) -> list[tuple[Item, datetime]]:
+        """Items first seen at or after ``since`` with that time (``mastwatch replay``)."""
+        return await self._call(ops.items_since, since)
+
+    async def delivery_states(
+        self, alert_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str, str]]]:
+        """Each alert's deliveries as (channel, target, state): what was sent where."""
+        return await self._call(ops.delivery_states, list(alert_ids))
 
     # -- plumbing --------------------------------------------------------------------------
 

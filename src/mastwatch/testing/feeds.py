@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import re
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -205,6 +206,48 @@ class FeedServer:
                 return response
             await response.write_eof()
             return response
+
+        self._handlers[path] = handler
+
+    def add_trickle(self, path: str, body: bytes, interval: float = 1.0) -> None:
+        """Send ``body`` one byte every ``interval`` seconds (a slow-loris server)."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "application/rss+xml"})
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                for byte in body:
+                    await response.write(bytes([byte]))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), timeout=interval)
+                    if self._closing.is_set():
+                        break
+            return response
+
+        self._handlers[path] = handler
+
+    def add_gzip_bomb(self, path: str, inflated_size: int) -> int:
+        """Serve ``inflated_size`` zero bytes gzip-compressed (about 1,000:1); returns the
+        compressed size actually sent."""
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = bytes(_HUGE_CHUNK * 16)
+        parts = [compressor.compress(block) for _ in range(inflated_size // len(block))]
+        bomb = b"".join(parts) + compressor.flush()
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/rss+xml"}
+
+        async def handler(_request: web.Request) -> web.StreamResponse:
+            return web.Response(body=bomb, headers=headers)
+
+        self._handlers[path] = handler
+        return len(bomb)
+
+    def add_reset(self, path: str) -> None:
+        """Drop the connection without answering."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response()
 
         self._handlers[path] = handler
 

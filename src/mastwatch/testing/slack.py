@@ -91,6 +91,9 @@ class LocalSlackServer:
         self._channel_errors: dict[str, str] = {}
         self._ts = itertools.count(1)
         self._webhook_path = f"/services/T0000000/B0000000/{secrets.token_hex(12)}"
+        # seconds every Web API answer waits (a slow Slack, for crash tests); the message
+        # is recorded after the wait even if the client has gone, as Slack would post it
+        self.response_delay = 0.0
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -231,6 +234,8 @@ class LocalSlackServer:
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         body = await self._read_body(request)
+        if self.response_delay:
+            await asyncio.sleep(self.response_delay)
         channel = body.get("channel")
         if self._faults:
             return self._fault_response(request, self._faults.popleft(), channel, webhook=False)
