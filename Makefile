@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run once test lint typecheck pytest browser-deps check dry-run bench clean
+.PHONY: run once test lint typecheck pytest browser-deps check dry-run bench eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,16 @@ browser-deps:
 check: $(VENV)/.installed
 	$(BIN)/mastwatch check --config $(CONFIG)
 
-## bench: the matching benchmark (compiled vs naive, 10 to 5,000 rules); writes docs/benchmarks.md
+## eval: score the shipped rules per topic through `mastwatch dry-run` (dev and held-out sets)
+eval: $(VENV)/.installed-dev
+	$(BIN)/python tests/eval_pack.py
+
+## bench: every benchmark (matching, daemon cycles, latency, burst, RSS, parsers), one table;
+## rewrites docs/benchmarks.md. fastfeedparser, for comparison only, goes to .venv/bench-extras
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.bench_matching
+	-@test -d $(VENV)/bench-extras || $(BIN)/python -m pip install --quiet \
+	  --target $(VENV)/bench-extras fastfeedparser
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import multiprocessing
 import os
 import random
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +44,7 @@ from mastwatch.systemd import SystemdNotifier, watchdog_interval
 from mastwatch.web import WebServer
 
 log = structlog.get_logger(__name__)
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 FIRST_POLL_SPREAD = 2.0  # seconds over which the first polls of all sources are spread
 
 
@@ -90,6 +94,32 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
     return notifiers
 
 
+def parse_pool(workers: int) -> Executor | None:
+    """Processes for feed parsing (CPU work that would otherwise share one core with the
+    event loop); ``None`` (0 workers) keeps parsing in the loop's default thread pool."""
+    if workers <= 0:
+        return None
+    # forkserver, not fork: a forked worker would inherit the daemon's sockets (the web
+    # endpoint, client connections), keeping them open after the daemon closes them.
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_bind_worker_to_parent
+    )
+
+
+def _bind_worker_to_parent() -> None:
+    """Runs in each parse worker. A daemon killed with SIGKILL runs no clean-up: the fork
+    server then exits, and Linux kills its workers with it (PDEATHSIG). Workers only
+    parse and never log, so they are detached from the daemon's output too."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 @dataclass
 class Daemon:
     config_path: Path
@@ -114,6 +144,7 @@ class Daemon:
         # for sources with allow_private only; the guarded session serves all others
         self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
+        self._parse_pool = parse_pool(self.config.performance.parse_workers)
         self.worker = DeliveryWorker(
             self.store, self.notifiers, self.config.delivery, self.clock, metrics=self.metrics
         )
@@ -124,6 +155,7 @@ class Daemon:
                 self.session, fetch_settings(self.config), private_session=self.private_session
             ),
             rules=lambda: self.ruleset,
+            executor=self._parse_pool,
             on_enqueued=self.worker.wake,
             metrics=self.metrics,
         )
@@ -145,6 +177,8 @@ class Daemon:
         await self.session.close()
         await self.private_session.close()
         await self.store.close()
+        if self._parse_pool is not None:
+            self._parse_pool.shutdown(wait=True, cancel_futures=True)
         log.info("daemon_stopped", exit_code=self._exit_code)
 
     def _set_receivers(self) -> None:

@@ -42,11 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     dry.add_argument("--rules", type=Path, help="rules directory (default: the config's)")
     dry.add_argument("--config", type=Path)
     dry.add_argument("--format", choices=("text", "jsonl"), default="text")
-    dry.add_argument("inputs", nargs="+", metavar="INPUT", help="a feed file or a URL")
+    dry.add_argument("inputs", nargs="*", metavar="INPUT", help="a feed file or a URL")
+    dry.add_argument(
+        "--source", action="append", default=[], metavar="ID", help="a source of --config"
+    )
 
     inspect = sub.add_parser("inspect", help="print the items a feed file or URL yields")
-    inspect.add_argument("input", metavar="INPUT")
+    inspect.add_argument("input", metavar="INPUT", nargs="?")
     inspect.add_argument("--format", choices=("text", "jsonl"), default="text")
+    inspect.add_argument("--config", type=Path, help="with --source: the config holding it")
+    inspect.add_argument("--source", metavar="ID", help="a configured source (feed or page)")
     _add_report_commands(sub)
     return parser
 
@@ -208,6 +213,44 @@ def _source_id_of(text: str) -> str:
     return Path(parts.path if parts.scheme == "file" else text).stem or "input"
 
 
+def _items_of_input(text: str, config_path: Path | None) -> list[Item]:
+    """Items of ``source:ID`` (a source of the config, feed or page) or of a feed file/URL."""
+    if not text.startswith("source:"):
+        return _read_items(text)
+    from mastwatch.config import load_config  # noqa: PLC0415
+
+    if config_path is None:
+        raise ConfigError(["--source needs --config FILE"])
+    config = load_config(config_path)
+    source_id = text.removeprefix("source:")
+    for source in config.sources:
+        if source.id == source_id:
+            return asyncio.run(_fetch_source(config, source))
+    known = ", ".join(s.id for s in config.sources)
+    raise ConfigError([f"{config_path}: no source {source_id!r}; sources: {known}"])
+
+
+async def _fetch_source(config: Any, source: Any) -> list[Item]:
+    """Fetch and parse one configured source the way a poll does (selectors included)."""
+    from mastwatch.pipeline import _ParseCall  # noqa: PLC0415
+    from mastwatch.sources.http import Fetched, Fetcher, FetchSettings, make_session  # noqa: PLC0415
+    from mastwatch.sources.page import ParsedPage, page_selectors_of  # noqa: PLC0415
+
+    url = config.source_url(source)
+    settings = FetchSettings()
+    async with make_session(settings, allow_private=True) as session:
+        result = await Fetcher(session, settings).fetch(
+            url, etag=None, last_modified=None, previous_body_hash=None
+        )
+    if not isinstance(result, Fetched):
+        raise FetchError(f"{url}: {getattr(result, 'reason', 'not fetched')}")
+    parsed = _ParseCall(source.id, result, page_selectors_of(source))()
+    if isinstance(parsed, ParsedPage):
+        for name in parsed.empty_selectors:
+            print(f"selector {name} matched nothing on {url}", file=sys.stderr)
+    return list(parsed.items)
+
+
 def _read_items(text: str) -> list[Item]:
     """Items of a feed file or URL; raises FetchError naming the input."""
     from mastwatch.sources.feed import parse_feed  # noqa: PLC0415
@@ -303,10 +346,13 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         _print_problems("cannot load rules", exc.problems)
         return EXIT_PROBLEM
     status = EXIT_OK
-    for text in args.inputs:
+    if not args.inputs and not args.source:
+        _print_problems("nothing to read", ["give a feed file, a URL or --source ID"])
+        return EXIT_PROBLEM
+    for text in [*args.inputs, *(f"source:{sid}" for sid in args.source)]:
         try:
-            items = _read_items(text)
-        except FetchError as exc:
+            items = _items_of_input(text, args.config)
+        except (FetchError, ConfigError) as exc:
             print(f"mastwatch dry-run: {exc}", file=sys.stderr)
             status = EXIT_PROBLEM
             continue
@@ -337,9 +383,13 @@ def _print_highlights(item: Item, found: Match) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from mastwatch.text import make_document  # noqa: PLC0415
 
+    text = f"source:{args.source}" if args.source else args.input
+    if text is None:
+        _print_problems("nothing to inspect", ["give a feed file, a URL or --source ID"])
+        return EXIT_PROBLEM
     try:
-        items = _read_items(args.input)
-    except FetchError as exc:
+        items = _items_of_input(text, args.config)
+    except (FetchError, ConfigError) as exc:
         print(f"mastwatch inspect: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
     for item in items:

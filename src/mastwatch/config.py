@@ -90,6 +90,12 @@ class DeliveryConfig(_Model):
     once_wait: float = Field(30.0, ge=0, description="how long --once waits for retries")
 
 
+class PerformanceConfig(_Model):
+    # processes that parse fetched feeds, so a cold cycle uses every core; 0 (the default)
+    # parses in a thread inside the daemon. Opt-in: see docs/operations.md for why.
+    parse_workers: int = Field(0, ge=0)
+
+
 class LogConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -145,11 +151,24 @@ class EmailConfig(_Model):
     timeout: Seconds = 30.0
 
 
+class PageConfig(_Model):
+    """CSS selectors that turn an HTML list page into items (``kind = "page"``)."""
+
+    item: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    link: str = Field(min_length=1)
+    date: str | None = None
+    summary: str | None = None
+    # links are resolved against the fetched URL, or this one (for file: snapshots)
+    base_url: str | None = None
+
+
 class SourceConfig(_Model):
     id: str = Field(pattern=SOURCE_ID)
     name: str | None = None
-    kind: Literal["feed"] = "feed"
+    kind: Literal["feed", "page"] = "feed"
     url: str
+    page: PageConfig | None = None
     interval: Seconds | None = None
     tags: tuple[str, ...] = ()
     enabled: bool = True
@@ -181,6 +200,7 @@ class Config(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
+    performance: PerformanceConfig = PerformanceConfig()
     web: WebConfig = WebConfig()
     slack: SlackConfig = SlackConfig()
     email: EmailConfig = EmailConfig()
@@ -277,6 +297,9 @@ def _cross_checks(config: Config) -> list[str]:
             problems.append(f"slack.mention_tiers: unknown tier {name!r}")
     if not config.tiers:
         problems.append("tiers: at least one tier is needed")
+    for index, source in enumerate(config.sources):
+        if (source.kind == "page") != (source.page is not None):
+            problems.append(f"sources[{index}].page: a [sources.page] table goes with kind 'page'")
     return problems
 
 

@@ -25,6 +25,13 @@ from mastwatch.model import Alert, Item, Match, PollResult, Receiver, SourceStat
 from mastwatch.rules import RuleSet, match
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.http import Fetched, FetchFailed, NotModified
+from mastwatch.sources.page import (
+    EmptySelectorWatch,
+    PageSelectors,
+    ParsedPage,
+    page_selectors_of,
+    parse_page,
+)
 from mastwatch.store.base import Store
 from mastwatch.text import html_to_text, make_document
 
@@ -72,6 +79,8 @@ class Pipeline:
     on_enqueued: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
     _host_limits: dict[str, asyncio.Semaphore] | None = None
+    # in memory: a restart forgets the run of empty polls (it is a notice, not state)
+    _empty_selectors: EmptySelectorWatch = field(default_factory=EmptySelectorWatch)
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         if self._host_limits is None:
@@ -117,6 +126,7 @@ class Pipeline:
         if isinstance(fetched, NotModified):
             await self.store.save_source_state(self._succeeded(source, state, now, fetched))
             log.debug("source_not_modified", source=source.id, reason=fetched.reason)
+            self._empty_selectors.observe_unchanged(source.id, page_selectors_of(source))
             return PollOutcome(source.id, "not_modified")
         try:
             parsed = await self._parse(source, fetched)
@@ -125,13 +135,15 @@ class Pipeline:
             return await self._record_failure(source, state, failure, now)
         return await self._record_items(source, state, fetched, parsed, now)
 
-    async def _parse(self, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
+    async def _parse(self, source: SourceConfig, fetched: Fetched) -> ParsedFeed | ParsedPage:
         """Parse off the event loop: feedparser is CPU work and must not stall polling."""
         loop = asyncio.get_running_loop()
-        call = _ParseCall(source.id, fetched)
+        call = _ParseCall(source.id, fetched, page_selectors_of(source))
         parsed = await loop.run_in_executor(self.executor, call)
         if parsed.warning:
             log.info("feed_parse_warning", source=source.id, warning=parsed.warning)
+        if isinstance(parsed, ParsedPage):
+            self._empty_selectors.observe(source.id, call.page, parsed.empty_selectors)
         return parsed
 
     async def _record_items(
@@ -139,7 +151,7 @@ class Pipeline:
         source: SourceConfig,
         state: SourceState,
         fetched: Fetched,
-        parsed: ParsedFeed,
+        parsed: ParsedFeed | ParsedPage,
         now: datetime,
     ) -> PollOutcome:
         new_items = await self._new_items(source, parsed.items)
@@ -247,9 +259,18 @@ class _ParseCall:
 
     source_id: str
     fetched: Fetched
+    page: PageSelectors | None = None  # set for kind = "page"
 
-    def __call__(self) -> ParsedFeed:
+    def __call__(self) -> ParsedFeed | ParsedPage:
         f = self.fetched
+        if self.page is not None:
+            return parse_page(
+                f.body,
+                source_id=self.source_id,
+                selectors=self.page,
+                http_charset=f.http_charset,
+                base_url=self.page.base_url or f.final_url,
+            )
         return parse_feed(
             f.body,
             source_id=self.source_id,

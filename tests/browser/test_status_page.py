@@ -8,13 +8,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from integration.daemon_fixtures import SLACK_TOKEN, Servers, write_config
+from daemon_fixtures import Servers, write_config
 from mastwatch.app import Daemon
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from mastwatch.testing.feeds import rss
 
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -29,17 +25,6 @@ ITEMS = [
     {"title": '<img src=x onerror="alert(1)"> tariff rumour', "guid": "3",
      "link": "javascript:alert(1)"},
 ]  # fmt: skip
-
-
-@pytest.fixture
-async def servers(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
-    monkeypatch.setenv("MASTWATCH_SLACK_TOKEN", SLACK_TOKEN)
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 @contextlib.asynccontextmanager

@@ -247,7 +247,9 @@ def test_dry_run_jsonl_is_one_object_per_item_and_rule(tmp_path: Path) -> None:
     assert by_source["wire-en"] == expected_matches(SHIPPED_RULES, WIRE_EN)
     assert by_source["ministry-ja"] == expected_matches(SHIPPED_RULES, MINISTRY_JA)
     assert len(records) == sum(len(pairs) for pairs in by_source.values())
-    tariffs = next(r for r in records if r["guid"] == "wire-2026-0310-001")
+    tariffs = next(
+        r for r in records if r["guid"] == "wire-2026-0310-001" and r["rule"] == "tariffs"
+    )
     assert (tariffs["rule"], tariffs["tier"]) == ("tariffs", "high")
     assert tariffs["link"] == "https://wire.example.com/policy/2026/03/10/auto-tariffs"
     assert isinstance(tariffs["matched"], list)

@@ -4,19 +4,21 @@ never lose an alert, and hostile feed text arriving inert."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from daemon_fixtures import SLACK_TOKEN, Servers, write_config
-
-from mastwatch.app import Daemon
+from daemon_fixtures import (
+    SLACK_TOKEN,
+    Servers,
+    delivery_rows,
+    run_once,
+    source,
+    source_states,
+    write_config,
+)
 from mastwatch.model import DeliveryState
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from mastwatch.testing.feeds import rss
 
 TARIFF = {
     "title": "US raises tariff on Japanese autos to 25%",
@@ -38,38 +40,15 @@ UNRELATED = {
 }
 
 
-@pytest.fixture
-async def servers(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
-    monkeypatch.setenv("MASTWATCH_SLACK_TOKEN", SLACK_TOKEN)
-    monkeypatch.delenv("MASTWATCH_SLACK_WEBHOOK_URL", raising=False)
-    monkeypatch.delenv("MASTWATCH_SMTP_PASSWORD", raising=False)
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
-
-
-def _source(servers: Servers, path: str, source_id: str = "wire", **extra: Any) -> dict[str, Any]:
-    return {"id": source_id, "name": f"Wire {source_id}", "url": servers.feeds.url(path), **extra}
-
-
-async def _run_once(config: Path) -> Daemon:
-    async with Daemon(config) as daemon:
-        assert await daemon.run_once() == 0
-    return daemon
-
-
 def _channels(servers: Servers) -> list[str]:
     return sorted(m.channel for m in servers.slack.messages)
 
 
 async def test_each_tier_reaches_its_channel_and_mailbox(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TARIFF, TREASURIES, UNRELATED]))
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
 
-    await _run_once(config)
+    await run_once(config)
 
     assert _channels(servers) == ["#crit", "#high"]
     crit = next(m for m in servers.slack.messages if m.channel == "#crit")
@@ -89,10 +68,10 @@ async def test_each_tier_reaches_its_channel_and_mailbox(tmp_path: Path, servers
 
 async def test_an_item_alerts_once_also_after_a_restart(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TARIFF, TREASURIES]), etag='W/"v1"')
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
 
-    await _run_once(config)
-    await _run_once(config)  # a new process would open the same database the same way
+    await run_once(config)
+    await run_once(config)  # a new process would open the same database the same way
 
     assert _channels(servers) == ["#crit", "#high"]
     assert len(servers.smtp.messages) == 1
@@ -102,50 +81,50 @@ async def test_an_item_alerts_once_also_after_a_restart(tmp_path: Path, servers:
 
 async def test_a_changed_feed_alerts_only_its_new_items(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TREASURIES]))
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
-    await _run_once(config)
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
+    await run_once(config)
 
     servers.feeds.update_feed("/wire.xml", rss([TARIFF, TREASURIES]))
-    await _run_once(config)
+    await run_once(config)
 
     assert _channels(servers) == ["#crit", "#high"]
 
 
 async def test_a_new_source_records_a_baseline_first(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TREASURIES]))
-    sources = [_source(servers, "/wire.xml", baseline=True)]
+    sources = [source(servers, "/wire.xml", baseline=True)]
     config = write_config(tmp_path, servers, sources)
 
-    await _run_once(config)
+    await run_once(config)
     assert servers.slack.messages == []
 
     servers.feeds.update_feed("/wire.xml", rss([TARIFF, TREASURIES]))
-    await _run_once(config)
+    await run_once(config)
     assert _channels(servers) == ["#crit"]
 
 
 async def test_slack_429_delays_but_does_not_lose(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TREASURIES]))
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
     # more 429s than slack-sdk's own retry handler absorbs: the outbox must retry
     servers.slack.fail_next(4, status=429, retry_after=1)
 
-    daemon = await _run_once(config)
+    daemon = await run_once(config)
 
     assert _channels(servers) == ["#high"]
     outcomes = [a.outcome for a in servers.slack.attempts]
     assert outcomes.count("http:429") == 4
     assert outcomes[-1] == "ok"
-    rows = await _delivery_rows(daemon)
+    rows = await delivery_rows(daemon)
     assert [(r.state, r.attempts > 1) for r in rows] == [(DeliveryState.SENT, True)]
 
 
 async def test_smtp_temporary_failure_is_retried(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TARIFF]))
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
     servers.smtp.fail_next(2, code=451)
 
-    await _run_once(config)
+    await run_once(config)
 
     assert [list(mail.rcpt_tos) for mail in servers.smtp.messages] == [["desk@example.com"]]
 
@@ -154,14 +133,14 @@ async def test_a_permanent_slack_error_never_blocks_the_rest(
     tmp_path: Path, servers: Servers
 ) -> None:
     servers.feeds.add_feed("/wire.xml", rss([TARIFF, TREASURIES]))
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
     servers.slack.fail_channel("#crit", "channel_not_found")
 
-    daemon = await _run_once(config)
+    daemon = await run_once(config)
 
     assert _channels(servers) == ["#high"]
     assert len(servers.smtp.messages) == 1  # the email of the same alert still went
-    rows = {(r.channel, r.target): r for r in await _delivery_rows(daemon)}
+    rows = {(r.channel, r.target): r for r in await delivery_rows(daemon)}
     failed = rows[("slack", "#crit")]
     assert failed.state == DeliveryState.FAILED
     assert failed.attempts == 1  # permanent: not retried
@@ -174,9 +153,9 @@ async def test_a_hostile_title_arrives_escaped(tmp_path: Path, servers: Servers)
         "title": "<!channel> tariff & <@U0ADMIN> <https://evil.example|click>",
     }
     servers.feeds.add_feed("/wire.xml", rss([hostile]))
-    config = write_config(tmp_path, servers, [_source(servers, "/wire.xml")])
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
 
-    await _run_once(config)
+    await run_once(config)
 
     (message,) = servers.slack.messages
     # plain_text blocks (the header) are never parsed for mentions; every mrkdwn string is
@@ -210,17 +189,17 @@ async def test_one_failing_source_leaves_the_others_working(
     servers.feeds.add_status("/broken.xml", 500)
     servers.feeds.add_feed("/html.xml", b"<html><body>Not a feed</body></html>", "text/html")
     sources = [
-        _source(servers, "/broken.xml", "broken"),
-        _source(servers, "/html.xml", "html"),
-        _source(servers, "/good.xml", "good"),
+        source(servers, "/broken.xml", "broken"),
+        source(servers, "/html.xml", "html"),
+        source(servers, "/good.xml", "good"),
     ]
     config = write_config(tmp_path, servers, sources)
     before = datetime.now(UTC)
 
-    daemon = await _run_once(config)
+    daemon = await run_once(config)
 
     assert _channels(servers) == ["#high"]
-    states = {s.source_id: s for s in await _source_states(daemon)}
+    states = {s.source_id: s for s in list((await source_states(daemon)).values())}
     for broken in ("broken", "html"):
         assert states[broken].error_count == 1
         assert states[broken].next_check_at is not None
@@ -233,25 +212,9 @@ async def test_one_failing_source_leaves_the_others_working(
 
 async def test_gone_source_is_disabled_with_a_notice(tmp_path: Path, servers: Servers) -> None:
     servers.feeds.add_status("/gone.xml", 410)
-    config = write_config(tmp_path, servers, [_source(servers, "/gone.xml", "gone")])
+    config = write_config(tmp_path, servers, [source(servers, "/gone.xml", "gone")])
 
-    daemon = await _run_once(config)
+    daemon = await run_once(config)
 
-    (state,) = await _source_states(daemon)
+    (state,) = list((await source_states(daemon)).values())
     assert state.disabled
-
-
-async def _delivery_rows(daemon: Daemon) -> list[Any]:
-    await daemon.store.open()
-    try:
-        return list(await daemon.store.delivery_rows())
-    finally:
-        await daemon.store.close()
-
-
-async def _source_states(daemon: Daemon) -> list[Any]:
-    await daemon.store.open()
-    try:
-        return list(await daemon.store.list_source_states())
-    finally:
-        await daemon.store.close()

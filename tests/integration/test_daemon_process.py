@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_fixtures import SLACK_TOKEN, Servers, write_config
 
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from daemon_fixtures import SLACK_TOKEN, Servers, write_config
+from mastwatch.testing.feeds import rss
 
 pytestmark = pytest.mark.slow
 
@@ -77,16 +75,6 @@ class DaemonProcess:
             await self.proc.wait()
         if self._reader is not None:
             await self._reader
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_fixtures import SLACK_TOKEN, Servers, write_config
 
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from daemon_fixtures import SLACK_TOKEN, Servers, write_config
+from mastwatch.testing.feeds import rss
 
 pytestmark = pytest.mark.slow
 
@@ -49,16 +47,6 @@ class NotifySocket:
             while self.kinds().count(key) < count:
                 self.collect()
                 await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 @pytest.fixture

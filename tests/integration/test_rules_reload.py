@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_fixtures import RULES, SLACK_TOKEN, Servers, write_config
 from test_daemon_process import DaemonProcess
 
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from daemon_fixtures import RULES, Servers, write_config
+from mastwatch.testing.feeds import rss
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +25,6 @@ YEN_RULE = """\
 
 def _item(n: int, title: str) -> dict[str, Any]:
     return {"title": title, "guid": f"item-{n}", "link": f"https://news.example.org/{n}"}
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 async def test_rule_file_edits_apply_without_restart_and_broken_ones_are_refused(

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from daemon_fixtures import SLACK_TOKEN, Servers, write_config, write_rules
 
+from daemon_fixtures import Servers, write_config, write_rules
 from mastwatch.app import Daemon
 from mastwatch.cli import main
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from mastwatch.testing.feeds import rss
 
 ITEMS = [
     {"title": "US raises tariff on autos", "guid": "a-1", "link": "https://news.example.org/1"},
@@ -38,17 +35,6 @@ CANDIDATE = """\
   match:
     any: [yen]
 """
-
-
-@pytest.fixture
-async def servers(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
-    monkeypatch.setenv("MASTWATCH_SLACK_TOKEN", SLACK_TOKEN)
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from daemon_fixtures import SLACK_TOKEN, Servers, write_config
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon_fixtures import Servers, write_config
 from mastwatch.app import Daemon
 from mastwatch.errors import ConfigError
-from mastwatch.testing.feeds import FeedServer, rss
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
+from mastwatch.testing.feeds import rss
 
 WEB_TOKEN = "web-token-for-tests-0123456789"
 TARIFF = {"title": "New tariff on steel", "guid": "t-1", "link": "https://news.example.org/1"}
@@ -27,18 +25,6 @@ HOSTILE = {
     "guid": "h-1",
     "link": "javascript:alert(1)",
 }
-
-
-@pytest.fixture
-async def servers(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
-    monkeypatch.setenv("MASTWATCH_SLACK_TOKEN", SLACK_TOKEN)
-    monkeypatch.delenv("MASTWATCH_WEB_TOKEN", raising=False)
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 @contextlib.asynccontextmanager

@@ -4,27 +4,9 @@ TCP port that never completes a connection (a black hole for connect timeouts)."
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-
-from integration.daemon_fixtures import SLACK_TOKEN, Servers
-from mastwatch.testing.feeds import FeedServer
-from mastwatch.testing.slack import LocalSlackServer
-from mastwatch.testing.smtp import LocalSMTPServer
-
-
-@pytest.fixture
-async def servers(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
-    monkeypatch.setenv("MASTWATCH_SLACK_TOKEN", SLACK_TOKEN)
-    monkeypatch.delenv("MASTWATCH_SLACK_WEBHOOK_URL", raising=False)
-    monkeypatch.delenv("MASTWATCH_SMTP_PASSWORD", raising=False)
-    async with (
-        FeedServer() as feeds,
-        LocalSlackServer(token=SLACK_TOKEN) as slack,
-        LocalSMTPServer() as smtp,
-    ):
-        yield Servers(feeds, slack, smtp)
 
 
 @pytest.fixture

@@ -10,37 +10,8 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
-from integration.daemon_fixtures import Servers
-from mastwatch.app import Daemon
-from mastwatch.model import Delivery, SourceState
-
-
-def source(servers: Servers, path: str, source_id: str, **extra: Any) -> dict[str, Any]:
-    return {"id": source_id, "name": f"Feed {source_id}", "url": servers.feeds.url(path), **extra}
-
-
-async def run_once(config: Path) -> Daemon:
-    async with Daemon(config) as daemon:
-        assert await daemon.run_once() == 0
-    return daemon
-
-
-async def source_states(daemon: Daemon) -> dict[str, SourceState]:
-    await daemon.store.open()
-    try:
-        return {s.source_id: s for s in await daemon.store.list_source_states()}
-    finally:
-        await daemon.store.close()
-
-
-async def delivery_rows(daemon: Daemon) -> list[Delivery]:
-    await daemon.store.open()
-    try:
-        return list(await daemon.store.delivery_rows())
-    finally:
-        await daemon.store.close()
+from daemon_fixtures import Servers
 
 
 def max_rss_mib() -> float:

@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import DaemonProcess, integrity_check, outbox_counts, source
+from support import DaemonProcess, integrity_check, outbox_counts
 
-from integration.daemon_fixtures import SLACK_TOKEN, Servers, write_config
+from daemon_fixtures import SLACK_TOKEN, Servers, source, write_config
 from mastwatch.testing.feeds import rss
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from support import delivery_rows, run_once, source
 
-from integration.daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, delivery_rows, run_once, source, write_config
 from mastwatch.model import DeliveryState
 from mastwatch.testing.feeds import rss
 from mastwatch.testing.smtp import LocalSMTPServer

@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from support import run_once, source
-
-from integration.daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, run_once, source, write_config
 from mastwatch.testing.feeds import rss
 
 HOSTILE = (

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support import run_once, slack_texts, source, source_states
+from support import slack_texts
 
-from integration.daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, run_once, source, source_states, write_config
 from mastwatch.sources.http import FAILURE_BLOCKED, Fetcher, FetchFailed, FetchSettings
 from mastwatch.sources.netguard import (
     BlockedAddressError,

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from support import DaemonProcess, source
+from support import DaemonProcess
 
-from integration.daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, source, write_config
 from mastwatch.testing.feeds import rss
 from mastwatch.testing.smtp import LocalSMTPServer
 

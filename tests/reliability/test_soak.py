@@ -13,7 +13,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from integration.daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, write_config
 from mastwatch.app import Daemon
 from mastwatch.testing.feeds import rss
 

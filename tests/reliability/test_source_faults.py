@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from support import max_rss_mib, run_once, slack_texts, source, source_states
+from support import max_rss_mib, slack_texts
 
-from integration.daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, run_once, source, source_states, write_config
 from mastwatch.testing.feeds import rss
 
 MAX_BODY = 2 * 1024 * 1024

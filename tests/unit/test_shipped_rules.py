@@ -27,7 +27,18 @@ SHIPPED_TIERS = {
     "treasuries": "high",
     "g7": "normal",
     "election-timing": "high",
+    # the same topics, split by severity, and the desk's neighbouring topics
+    "tariffs-autos-decision": "critical",
+    "treasuries-sale-threat": "critical",
+    "lower-house-dissolution": "critical",
+    "trade-negotiations": "high",
+    "fx-intervention": "high",
+    "mar-a-lago-accord": "high",
+    "jgb-yields": "digest",
 }
+# The four topics the evaluation sets are labelled with (../shared/eval/README.md).
+TOPICS = frozenset({"tariffs", "treasuries", "g7", "election-timing"})
+ARTICLE = ROOT.parent / "shared" / "corpus" / "observing-japan-lashing-himself-to-the-mast.txt"
 
 # Every item of every sample feed, with the rules that must fire on it (and no others).
 EXPECTED: dict[str, dict[str, set[str]]] = {
@@ -99,6 +110,10 @@ def test_each_shipped_rule_is_bilingual_and_tested_both_ways(
     assert expects.count("no-match") >= 2
     assert any(has_cjk(test.title + test.summary) for test in rule.tests)
     assert any(not has_cjk(test.title + test.summary) for test in rule.tests)
+    # full-width digits and letters (U+FF01..U+FF5E) are how Japanese sources often type them
+    assert any(
+        any("\uff01" <= ch <= "\uff5e" for ch in test.title + test.summary) for test in rule.tests
+    )
 
 
 def _feedparser_items(path: Path) -> list[Item]:
@@ -152,7 +167,8 @@ def test_every_sample_feed_is_listed() -> None:
 def test_sample_feed_items_raise_exactly_the_expected_alerts(ruleset: RuleSet, name: str) -> None:
     expected = EXPECTED[name]
     got = {
-        item.key: {m.rule_id for m in match(ruleset, make_document(item))} for item in _items(name)
+        item.key: {m.rule_id for m in match(ruleset, make_document(item))} & TOPICS
+        for item in _items(name)
     }
     assert got == expected
     assert any(expected.values()), "each sample feed must raise at least one alert"
@@ -163,3 +179,52 @@ def test_japanese_sample_feed_carries_full_width_characters() -> None:
     text = (FEEDS / "ministry-ja.rdf").read_text(encoding="utf-8")
     assert "\uff27\uff17" in text  # full-width G7
     assert any("\uff10" <= ch <= "\uff19" for ch in text)  # full-width digits
+
+
+def _fired(ruleset: RuleSet, item: Item) -> set[str]:
+    return {m.rule_id for m in match(ruleset, make_document(item))}
+
+
+def test_the_real_article_raises_all_four_topics(ruleset: RuleSet) -> None:
+    assert ARTICLE.is_file(), f"the shared corpus is missing: expected {ARTICLE}"
+    title, subtitle, *body = ARTICLE.read_text(encoding="utf-8").splitlines()
+    item = Item(
+        source_id="observing-japan",
+        key="k",
+        title=title,
+        summary=subtitle,
+        content="\n".join(body),
+    )
+
+    fired = _fired(ruleset, item)
+
+    assert fired >= TOPICS
+    assert {"trade-negotiations", "treasuries-sale-threat"} <= fired
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        (
+            "US signs order cutting tariffs on Japanese cars to 15%",
+            {"tariffs", "tariffs-autos-decision"},
+        ),
+        ("米国債売却を交渉カードに　与党内で声", {"treasuries", "treasuries-sale-threat"}),
+        (
+            "首相、衆院解散を表明　１０月２７日投開票",
+            {"election-timing", "lower-house-dissolution"},
+        ),
+        ("Ｇ７首脳会議、６月中旬にカナダで開催へ", {"g7"}),
+        ("Japan intervenes to prop up the yen", {"fx-intervention"}),
+        (
+            "Akazawa meets Lutnick for a third round of tariff talks",
+            {"tariffs", "trade-negotiations"},
+        ),
+        ("新発10年国債利回り、1.5%に上昇", {"jgb-yields"}),
+        ("Treasury Secretary Bessent to visit Tokyo next month", set()),
+    ],
+)
+def test_a_decision_raises_the_critical_rule_next_to_the_topic(
+    ruleset: RuleSet, title: str, expected: set[str]
+) -> None:
+    assert _fired(ruleset, Item(source_id="s", key="k", title=title)) == expected

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mastwatch.app import Daemon
+from mastwatch.model import Delivery, SourceState
 from mastwatch.testing.feeds import FeedServer
 from mastwatch.testing.slack import LocalSlackServer
 from mastwatch.testing.smtp import LocalSMTPServer
@@ -85,3 +87,29 @@ def write_config(
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def source(servers: Servers, path: str, source_id: str = "wire", **extra: Any) -> dict[str, Any]:
+    return {"id": source_id, "name": f"Feed {source_id}", "url": servers.feeds.url(path), **extra}
+
+
+async def run_once(config: Path) -> Daemon:
+    async with Daemon(config) as daemon:
+        assert await daemon.run_once() == 0
+    return daemon
+
+
+async def source_states(daemon: Daemon) -> dict[str, SourceState]:
+    await daemon.store.open()
+    try:
+        return {s.source_id: s for s in await daemon.store.list_source_states()}
+    finally:
+        await daemon.store.close()
+
+
+async def delivery_rows(daemon: Daemon) -> list[Delivery]:
+    await daemon.store.open()
+    try:
+        return list(await daemon.store.delivery_rows())
+    finally:
+        await daemon.store.close()

@@ -1,0 +1,165 @@
+"""``make bench``: every benchmark, one table, and docs/benchmarks.md rewritten.
+
+``python -m bench`` runs the matching benchmark, the daemon benchmarks (cold and steady
+cycles, latency to Slack, a burst of alerts, peak RSS) and the parser comparison, prints
+one table with each figure's baseline and target beside it, and rewrites the ``daemon``
+and ``parsers`` sections of docs/benchmarks.md (the matching benchmark writes its own).
+``--quick`` shrinks every size for a smoke run and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import random
+import sys
+import time
+from collections.abc import Sequence
+
+from bench import bench_matching as matching
+from bench.bench_daemon import QUICK, Figure, Plan, run_all
+from bench.farm import Farm
+from bench.parsers import Comparison, compare, corpus_bodies, load_fastfeedparser
+from mastwatch.text import make_document
+
+
+def matching_figures(quick: bool) -> list[Figure]:
+    """The matching benchmark at its usual sizes (it writes its own section)."""
+    rng = random.Random(matching.SEED)
+    vocab = matching.make_vocabulary(rng)
+    item_count = 2000 if quick else matching.ITEM_COUNT
+    docs = [make_document(i) for i in matching.make_items(rng, vocab, item_count)]
+    started = time.perf_counter()
+    sizes = (10, 1000) if quick else matching.RULE_COUNTS
+    rows = [
+        matching.measure(matching.make_rules(random.Random(matching.SEED + n), vocab, n), docs)
+        for n in sizes
+    ]
+    if not quick:
+        body = matching.section(rows, item_count, time.perf_counter() - started)
+        matching.write_section(matching.DOC, matching.SECTION, body)
+    by_size = {row.rules: row for row in rows}
+    at_1000 = by_size[1000]
+    return [
+        Figure(
+            "matching, 1,000 rules (compiled)",
+            f"{at_1000.items_per_second:,.0f} items/s",
+            f"naive {at_1000.naive_items_per_second:,.0f} items/s ({at_1000.speedup:,.0f}x)",
+            "≥ 20,000 items/s, ≥ 10x naive",
+            at_1000.items_per_second >= 20_000 and at_1000.speedup >= 10,
+        )
+    ]
+
+
+def parser_figures(quick: bool) -> tuple[list[Figure], list[Comparison]]:
+    fast = load_fastfeedparser()
+    if fast is None:
+        note = "fastfeedparser not installed (make bench installs it into .venv/bench-extras)"
+        return [Figure("fastfeedparser vs feedparser", "not measured", note, "", None)], []
+    farm = Farm(50 if quick else 500, 30)
+    runs = [compare("farm", [d.body for d in farm.docs], fast)]
+    corpus = corpus_bodies()
+    if corpus:
+        runs.append(compare("feedparser-tests corpus", corpus, fast))
+    figures = [
+        Figure(
+            f"fastfeedparser on the {c.label} ({c.documents:,} documents)",
+            f"{c.fast_seconds:.2f} s; same entries as feedparser in"
+            f" {c.same_documents:,} of {c.documents:,}",
+            f"feedparser {c.feedparser_seconds:.2f} s",
+            "equal items and text, or it does not qualify",
+            c.same_documents == c.documents,
+        )
+        for c in runs
+    ]
+    return figures, runs
+
+
+def table(figures: Sequence[Figure]) -> str:
+    lines = ["| figure | measured | baseline (same run) | target | met |", "|---|---|---|---|---|"]
+    for f in figures:
+        met = "" if f.met is None else ("yes" if f.met else "**no**")
+        lines.append(f"| {f.name} | {f.value} | {f.baseline} | {f.target} | {met} |")
+    return "\n".join(lines)
+
+
+def daemon_section(figures: Sequence[Figure], plan: Plan, seconds: float) -> str:
+    machine = f"Python {platform.python_version()}, {platform.machine()}, 2 cores"
+    return "\n".join(
+        [
+            "## The daemon",
+            "",
+            f"`make bench` ({machine}; {seconds:.0f} s for every benchmark). The real daemon",
+            "(`mastwatch run --once` or `mastwatch run`, a subprocess with a generated config and",
+            "the shipped rules) against a loopback feed farm (`bench/farm.py`: generated English",
+            "and Japanese news, about 5 % of items about tariffs, ETag and Last-Modified",
+            "honoured, feeds spread over 50 ports so per-host limits apply as in life) and",
+            "`LocalSlackServer`. Baselines are measured in the same run: a bare `aiohttp` fetch",
+            "of every feed at once (conditional for the steady cycle) and a default",
+            "`feedparser.parse` of the same bodies, one after another.",
+            "",
+            table(figures),
+            "",
+            "How to read it:",
+            "",
+            "- *Cold cycle*: empty store, baseline off, so every item is parsed, checked for",
+            "  duplicates, matched and stored. *Process wall* includes starting Python and",
+            "  importing mastwatch (about 0.9 s here); *in the daemon* is from the",
+            "  `daemon_started` log line to `once_finished`.",
+            "- *Steady cycle*: the same store polled again; every feed answers 304.",
+            f"- *Latency*: {plan.latency_samples} items published at random moments over",
+            f"  {plan.latency_spread:.0f} s on random feeds of {plan.latency_feeds}; the time is",
+            "  from publication on the farm to the Slack server receiving the alert. Sources poll",
+            f"  every {plan.latency_interval:g} s with `jitter = 1` (the shipped default of 10 s",
+            "  of jitter adds up to that much).",
+            f"- *Burst*: {plan.burst} matching items appear on one feed at once; each alert goes",
+            f"  to one channel, paced at `slack.min_interval = {plan.burst_interval:g}` s.",
+            "- *Peak RSS*: `VmHWM` of the daemon process, sampled until it exits; the parse",
+            "  workers are separate processes and listed apart.",
+            "",
+        ]
+    )
+
+
+def parsers_section(figures: Sequence[Figure], runs: Sequence[Comparison]) -> str:
+    lines = ["## Feed parsers", "", table(figures), ""]
+    if runs:
+        lines += [
+            "Decision: keep feedparser. fastfeedparser reads the generated farm identically and",
+            "far faster, but on feedparser's own test corpus (real-world encodings, entities,",
+            "ill-formed documents) it disagrees on titles, links or summaries in many",
+            "documents, so it does not qualify as a drop-in. The cold cycle instead parses in",
+            "a process pool (`[performance] parse_workers`, default one per CPU).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+async def _daemon(plan: Plan) -> list[Figure]:
+    return await run_all(plan)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, write nothing")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else Plan()
+    started = time.perf_counter()
+    print("matching ...", file=sys.stderr)
+    figures = matching_figures(args.quick)
+    print("daemon: cold, steady, latency, burst, RSS ...", file=sys.stderr)
+    daemon = asyncio.run(_daemon(plan))
+    print("parsers ...", file=sys.stderr)
+    parsers, runs = parser_figures(args.quick)
+    seconds = time.perf_counter() - started
+    print(table([*figures, *daemon, *parsers]))
+    if not args.quick:
+        matching.write_section(matching.DOC, "daemon", daemon_section(daemon, plan, seconds))
+        matching.write_section(matching.DOC, "parsers", parsers_section(parsers, runs))
+        print(f"written: {matching.DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Daemon benchmarks: cold and steady cycles, alert latency, a burst of alerts, peak RSS.
+
+Each figure comes from the real daemon (``mastwatch run`` in a subprocess) against the
+loopback feed farm (:mod:`bench.farm`) and :class:`mastwatch.testing.slack.LocalSlackServer`,
+with its baselines measured in the same run: a bare concurrent aiohttp fetch of the same
+farm and a default ``feedparser.parse`` of the same bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import feedparser
+
+from bench.daemon_run import TIERS, BenchConfig, Daemon, DaemonRun, run_once, write_config
+from bench.farm import Farm
+from mastwatch.testing.slack import LocalSlackServer
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table: what was measured, against what, and the target."""
+
+    name: str
+    value: str
+    baseline: str
+    target: str
+    met: bool | None  # None: no target
+
+
+async def bare_fetch(
+    urls: Sequence[str], validators: dict[str, str] | None = None
+) -> tuple[float, dict[str, bytes], dict[str, str]]:
+    """Every URL at once with a plain aiohttp session: the floor for a fetch cycle.
+
+    With ``validators`` (url -> ETag) the requests are conditional, as a steady cycle's.
+    """
+    bodies: dict[str, bytes] = {}
+    etags: dict[str, str] = {}
+
+    async def one(session: aiohttp.ClientSession, url: str) -> None:
+        headers = {"If-None-Match": validators[url]} if validators else {}
+        async with session.get(url, headers=headers) as response:
+            body = await response.read()
+            if response.status == 200:
+                bodies[url] = body
+            etags[url] = response.headers.get("ETag", "")
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(one(session, url) for url in urls))
+    return time.perf_counter() - started, bodies, etags
+
+
+def feedparser_seconds(bodies: Sequence[bytes]) -> tuple[float, int]:
+    started = time.perf_counter()
+    entries = sum(len(feedparser.parse(body).entries) for body in bodies)
+    return time.perf_counter() - started, entries
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}x" if base else "n/a"
+
+
+REPEATS = 3  # each cycle and baseline runs this many times; the median is reported
+
+
+def _median_run(runs: Sequence[DaemonRun], measure: Callable[[DaemonRun], float]) -> DaemonRun:
+    return sorted(runs, key=measure)[len(runs) // 2]
+
+
+def _in_daemon(run: DaemonRun) -> float:
+    return run.span("daemon_started", "once_finished")
+
+
+def _wall(run: DaemonRun) -> float:
+    return run.wall_seconds
+
+
+POOL = os.cpu_count() or 1
+
+
+async def _cold(farm: Farm, store_dir: Path, workers: int) -> DaemonRun:
+    """One cold cycle with ``[performance] parse_workers`` set (the default is 0)."""
+    store_dir.mkdir()  # noqa: ASYNC240 (once, before the daemon starts)
+    extra = f"[performance]\nparse_workers = {workers}\n"
+    return await run_once(write_config(store_dir, BenchConfig(farm.urls, False, extra=extra)))
+
+
+async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]:
+    """Cold cycle (empty store, baseline off so every item is matched) and a steady one."""
+    farm = Farm(feeds, items)
+    await farm.start()
+    colds: list[DaemonRun] = []
+    steadies: list[DaemonRun] = []
+    try:
+        await bare_fetch(farm.urls)  # warm-up: page cache, sockets, imports
+        bare = [await bare_fetch(farm.urls) for _ in range(REPEATS)]
+        bodies, etags = bare[0][1], bare[0][2]
+        bare_cold = statistics.median(b[0] for b in bare)
+        bare_steady = statistics.median([(await bare_fetch(farm.urls, etags))[0] for _ in bare])
+        parse_s, entries = feedparser_seconds(list(bodies.values()))
+        for repeat in range(REPEATS):  # each cold cycle on its own empty store
+            store_dir = workdir / f"cold-{repeat}"
+            store_dir.mkdir()
+            config = write_config(store_dir, BenchConfig(urls=farm.urls, baseline=False))
+            colds.append(await run_once(config))
+        pooled = [await _cold(farm, workdir / f"pooled-{n}", POOL) for n in range(REPEATS)]
+        before = farm.not_modified
+        steadies = [await run_once(config) for _ in range(REPEATS)]
+        answered_304 = (farm.not_modified - before) // REPEATS
+    finally:
+        await farm.stop()
+    cold = _median_run(colds, _wall)
+    cold_poll = statistics.median(_in_daemon(r) for r in colds)
+    steady = _median_run(steadies, _wall)
+    steady_poll = statistics.median(_in_daemon(r) for r in steadies)
+    all_cold = ", ".join(f"{_wall(r):.2f}/{_in_daemon(r):.2f}" for r in colds)
+    polled = cold.count("source_polled")
+    matched = cold.count("rule_matched")
+    base = (
+        f"bare aiohttp {bare_cold:.2f} s (median of {REPEATS});"
+        f" feedparser.parse {parse_s:.2f} s ({entries:,} entries)"
+    )
+    pooled_poll = statistics.median(_in_daemon(r) for r in pooled)
+    pooled_wall = statistics.median(_wall(r) for r in pooled)
+    return [
+        Figure(
+            f"cold cycle with `parse_workers = {POOL}` (process pool; default 0), median of"
+            f" {REPEATS}",
+            f"in the daemon {pooled_poll:.2f} s; process wall {pooled_wall:.2f} s",
+            f"same daemon, default (parse in a thread): {cold_poll:.2f} s in the daemon,"
+            f" {cold.wall_seconds:.2f} s wall",
+            "≤ 3 s",
+            pooled_poll <= 3.0,
+        ),
+        Figure(
+            f"cold cycle, {feeds} feeds x {items} items, process wall (median of {REPEATS})",
+            f"{cold.wall_seconds:.2f} s ({polled} sources, {matched} matches;"
+            f" wall/in-daemon of the {REPEATS} runs: {all_cold} s)",
+            base,
+            "≤ 3 s",
+            cold.wall_seconds <= 3.0,
+        ),
+        Figure(
+            f"cold cycle, in the daemon (daemon_started to once_finished, median of {REPEATS})",
+            f"{cold_poll:.2f} s",
+            base,
+            "≤ 3 s",
+            cold_poll <= 3.0,
+        ),
+        Figure(
+            f"steady cycle, nothing changed, in the daemon (median of {REPEATS})",
+            f"{steady_poll:.2f} s ({answered_304} of {feeds} answered 304;"
+            f" process wall {steady.wall_seconds:.2f} s)",
+            f"bare conditional aiohttp {bare_steady:.2f} s, median of {REPEATS}"
+            f" ({_ratio(steady_poll, bare_steady)})",
+            "≤ 1.5x bare",
+            steady_poll <= 1.5 * bare_steady,
+        ),
+        Figure(
+            f"peak RSS, {feeds} feeds cold",
+            f"{cold.peak_rss_kib / 1024:.0f} MB",
+            _workers(cold),
+            "",
+            None,
+        ),
+    ]
+
+
+async def latency(
+    feeds: int, samples: int, spread: float, interval: float, workdir: Path
+) -> list[Figure]:
+    """Items appear at random times on random feeds; time until Slack receives each alert."""
+    rng = random.Random(9)
+    farm = Farm(feeds, 10, hosts=20)
+    await farm.start()
+    async with LocalSlackServer() as slack:
+        bench = BenchConfig(
+            urls=farm.urls,
+            interval=interval,
+            jitter=1.0,
+            tiers={tier: [f"#bench-{tier}"] for tier in TIERS},
+            slack_base_url=slack.base_url,
+        )
+        daemon = Daemon(write_config(workdir, bench), once=False)
+        await daemon.start()
+        try:
+            await daemon.wait_for_event("source_polled", feeds, patience=60)
+            appeared = await _publish(farm, rng, samples, spread)
+            received = await _await_tags(slack, appeared, patience=interval * 3 + 10)
+        finally:
+            run = await daemon.stop()
+            await farm.stop()
+    delays = sorted(received[tag] - appeared[tag] for tag in received)
+    if not delays:
+        return [Figure("latency", "no alert arrived", "", "median ≤ 6 s", False)]
+    median = statistics.median(delays)
+    p99 = delays[min(len(delays) - 1, round(0.99 * (len(delays) - 1)))]
+    return [
+        Figure(
+            f"item on farm to Slack, polling every {interval:g} s (jitter 1 s)",
+            f"median {median:.1f} s, p99 {p99:.1f} s, max {delays[-1]:.1f} s"
+            f" ({len(delays)} of {samples} items, {feeds} feeds)",
+            f"poll interval {interval:g} s (mean wait for the next poll ≈ {interval / 2:g} s)",
+            "median ≤ 6 s, p99 ≤ 11 s",
+            len(delays) == samples and median <= 6 and p99 <= 11,
+        ),
+        Figure(
+            f"peak RSS, {feeds} feeds, long-running",
+            f"{run.peak_rss_kib / 1024:.0f} MB",
+            _workers(run),
+            "",
+            None,
+        ),
+    ]
+
+
+async def _publish(farm: Farm, rng: random.Random, samples: int, spread: float) -> dict[str, float]:
+    offsets = sorted(rng.uniform(0, spread) for _ in range(samples))
+    appeared: dict[str, float] = {}
+    started = time.monotonic()
+    for number, offset in enumerate(offsets):
+        await asyncio.sleep(max(0.0, started + offset - time.monotonic()))
+        tag = f"[lat-{number}]"
+        farm.add_item(rng.randrange(len(farm.docs)), tag=f" {tag}")
+        appeared[tag] = time.monotonic()
+    return appeared
+
+
+async def _await_tags(
+    slack: LocalSlackServer, tags: dict[str, float], patience: float
+) -> dict[str, float]:
+    """When each tag first reached Slack (monotonic, as the server stamps messages)."""
+    deadline = time.monotonic() + patience
+    received: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        for message in slack.messages:
+            for tag in tags:
+                if tag not in received and tag in (message.text or ""):
+                    received[tag] = message.received_at
+        if len(received) == len(tags):
+            break
+        await asyncio.sleep(0.1)
+    return received
+
+
+async def burst(count: int, min_interval: float, workdir: Path) -> list[Figure]:
+    """``count`` matching items appear at once on one feed; all alerts go to one channel."""
+    farm = Farm(1, 5)
+    await farm.start()
+    async with LocalSlackServer() as slack:
+        bench = BenchConfig(
+            urls=farm.urls,
+            tiers={tier: ["#bench-burst"] for tier in TIERS},
+            slack_base_url=slack.base_url,
+            min_interval=min_interval,
+            once_wait=count * min_interval * 2 + 60,
+        )
+        config = write_config(workdir, bench)
+        await run_once(config)  # baseline: records the feed, alerts on nothing
+        for number in range(count):
+            farm.add_item(0, tag=f" [burst-{number}]")
+        started = time.monotonic()
+        run = await run_once(config)
+        await farm.stop()
+    messages = [m for m in slack.messages if m.channel == "#bench-burst"]
+    tags = {t for m in messages for t in _burst_tags(m.text or "")}
+    gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(messages)]
+    errors = [a for a in slack.attempts if a.outcome != "ok"]
+    raised = run.count("rule_matched")
+    span = messages[-1].received_at - started if messages else 0.0
+    ok = (
+        len(tags) == count
+        and len(messages) == raised
+        and (min(gaps, default=1) >= 0.9 * min_interval)
+    )
+    return [
+        Figure(
+            f"{count} alerts at once to one Slack channel (min_interval {min_interval:g} s)",
+            f"{len(tags)} of {count} items delivered, {len(messages)} messages for {raised}"
+            f" alerts, {len(errors)} errors; {span:.0f} s; gap min {min(gaps, default=0):.2f} s,"
+            f" median {statistics.median(gaps) if gaps else 0:.2f} s",
+            "Slack allows ~1 message/s per channel",
+            "all delivered, paced, none dropped",
+            ok,
+        )
+    ]
+
+
+def _burst_tags(text: str) -> list[str]:
+    return [part.split("]")[0] for part in text.split("[burst-")[1:]]
+
+
+async def peak_rss(feeds: int, items: int, workdir: Path) -> list[Figure]:
+    farm = Farm(feeds, items, hosts=100)
+    await farm.start()
+    try:
+        run = await run_once(write_config(workdir, BenchConfig(urls=farm.urls)))
+    finally:
+        await farm.stop()
+    mb = run.peak_rss_kib / 1024
+    return [
+        Figure(
+            f"peak RSS (VmHWM), {feeds:,} feeds x {items} items, cold --once",
+            f"{mb:.0f} MB ({run.wall_seconds:.1f} s wall)",
+            _workers(run),
+            "≤ 150 MB",
+            mb <= 150,
+        )
+    ]
+
+
+def _workers(run: DaemonRun) -> str:
+    peaks = sorted(kib for kib in run.workers_rss_kib.values() if kib)
+    if not peaks:
+        return "no child processes"
+    each = ", ".join(f"{kib / 1024:.0f}" for kib in peaks)
+    return f"plus {len(peaks)} child processes (fork server, parse workers...): {each} MB"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of each benchmark; ``quick`` shrinks them for a smoke run."""
+
+    cold_feeds: int = 500
+    cold_items: int = 30
+    latency_feeds: int = 200
+    latency_samples: int = 40
+    latency_spread: float = 80.0
+    latency_interval: float = 10.0
+    burst: int = 200
+    burst_interval: float = 1.0
+    rss_feeds: int = 2000
+
+
+QUICK = Plan(50, 30, 20, 5, 10.0, 5.0, 10, 0.2, 200)
+
+
+async def run_all(plan: Plan) -> list[Figure]:
+    figures: list[Figure] = []
+    steps = [
+        lambda d: cold_and_steady(plan.cold_feeds, plan.cold_items, d),
+        lambda d: latency(
+            plan.latency_feeds, plan.latency_samples, plan.latency_spread, plan.latency_interval, d
+        ),
+        lambda d: burst(plan.burst, plan.burst_interval, d),
+        lambda d: peak_rss(plan.rss_feeds, 30, d),
+    ]
+    for step in steps:
+        with tempfile.TemporaryDirectory(prefix="mastwatch-bench-") as tmp:
+            figures += await step(Path(tmp))
+    return figures

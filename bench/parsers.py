@@ -1,0 +1,93 @@
+"""feedparser against fastfeedparser: speed, and whether they read the same items and text.
+
+fastfeedparser is not a project dependency; ``make bench`` installs it into
+``.venv/bench-extras`` (best effort) and this module finds it there. A faster parser only
+qualifies if it yields the same entries with the same titles, links and summaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import feedparser
+
+EXTRAS = Path(__file__).resolve().parents[1] / ".venv" / "bench-extras"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feedparser-tests"
+
+Entry = tuple[str, str, str]  # title, link, summary (whitespace collapsed)
+
+
+def load_fastfeedparser() -> ModuleType | None:
+    if EXTRAS.is_dir() and str(EXTRAS) not in sys.path:
+        sys.path.append(str(EXTRAS))
+    try:
+        import fastfeedparser  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        return None
+    module: ModuleType = fastfeedparser
+    return module
+
+
+def _squash(value: object) -> str:
+    return " ".join(str(value or "").split())
+
+
+def _entries(parsed: Any) -> list[Entry]:
+    return [
+        (
+            _squash(e.get("title")),
+            _squash(e.get("link")),
+            _squash(e.get("summary") or e.get("description")),  # fastfeedparser's name
+        )
+        for e in parsed.get("entries", [])
+    ]
+
+
+def _feedparser(body: bytes) -> list[Entry]:
+    return _entries(feedparser.parse(body))
+
+
+def _timed(parse: Callable[[bytes], list[Entry]], bodies: Sequence[bytes]) -> tuple[float, list]:
+    started = time.perf_counter()
+    out = []
+    for body in bodies:
+        try:
+            out.append(parse(body))
+        except Exception:  # a parser that raises on a document reads nothing of it
+            out.append(None)
+    return time.perf_counter() - started, out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str
+    documents: int
+    feedparser_seconds: float
+    fast_seconds: float
+    same_documents: int  # documents where both read identical entries
+
+
+def compare(label: str, bodies: Sequence[bytes], fast: ModuleType) -> Comparison:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fp_s, fp = _timed(_feedparser, bodies)
+        ff_s, ff = _timed(lambda b: _entries(fast.parse(b)), bodies)
+    same = sum(1 for a, b in zip(fp, ff, strict=True) if a is not None and a == b)
+    return Comparison(label, len(bodies), fp_s, ff_s, same)
+
+
+def corpus_bodies() -> list[bytes]:
+    bodies = []
+    for path in sorted(CORPUS.rglob("*")):
+        if path.is_file() and path.suffix in {".xml", ".rdf", ".atom", ".rss", ".json"}:
+            with contextlib.suppress(OSError):
+                bodies.append(path.read_bytes())
+    return bodies
