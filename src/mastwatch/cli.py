@@ -230,20 +230,28 @@ def _items_of_input(text: str, config_path: Path | None) -> list[Item]:
     raise ConfigError([f"{config_path}: no source {source_id!r}; sources: {known}"])
 
 
-async def _fetch_source(config: Any, source: Any) -> list[Item]:
-    """Fetch and parse one configured source the way a poll does (selectors included)."""
-    from mastwatch.pipeline import _ParseCall  # noqa: PLC0415
+async def _fetch_once(url: str) -> Any:
+    """One unconditional fetch; raises FetchError naming the URL when it fails."""
     from mastwatch.sources.http import Fetched, Fetcher, FetchSettings, make_session  # noqa: PLC0415
-    from mastwatch.sources.page import ParsedPage, page_selectors_of  # noqa: PLC0415
 
-    url = config.source_url(source)
     settings = FetchSettings()
+    # the operator named this URL or source: internal addresses are allowed
     async with make_session(settings, allow_private=True) as session:
         result = await Fetcher(session, settings).fetch(
             url, etag=None, last_modified=None, previous_body_hash=None
         )
     if not isinstance(result, Fetched):
         raise FetchError(f"{url}: {getattr(result, 'reason', 'not fetched')}")
+    return result
+
+
+async def _fetch_source(config: Any, source: Any) -> list[Item]:
+    """Fetch and parse one configured source the way a poll does (selectors included)."""
+    from mastwatch.pipeline import _ParseCall  # noqa: PLC0415
+    from mastwatch.sources.page import ParsedPage, page_selectors_of  # noqa: PLC0415
+
+    url = config.source_url(source)
+    result = await _fetch_once(url)
     parsed = _ParseCall(source.id, result, page_selectors_of(source))()
     if isinstance(parsed, ParsedPage):
         for name in parsed.empty_selectors:
@@ -268,16 +276,8 @@ def _read_items(text: str) -> list[Item]:
 
 async def _fetch_items(url: str, source_id: str) -> list[Item]:
     from mastwatch.sources.feed import parse_feed  # noqa: PLC0415
-    from mastwatch.sources.http import Fetched, Fetcher, FetchSettings, make_session  # noqa: PLC0415
 
-    settings = FetchSettings()
-    # the operator typed this URL on the command line: internal addresses are allowed
-    async with make_session(settings, allow_private=True) as session:
-        result = await Fetcher(session, settings).fetch(
-            url, etag=None, last_modified=None, previous_body_hash=None
-        )
-    if not isinstance(result, Fetched):
-        raise FetchError(f"{url}: {getattr(result, 'reason', 'not fetched')}")
+    result = await _fetch_once(url)
     parsed = parse_feed(
         result.body,
         source_id=source_id,
