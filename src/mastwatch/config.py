@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -189,6 +191,53 @@ class SourceConfig(_Model):
         return self.name or self.id
 
 
+# -- digests and operator notices (issue 5, helper P2) ---------------------------------------
+
+
+class DigestConfig(_Model):
+    """One ``[[digests]]`` entry: held alerts sent together on a cron schedule."""
+
+    id: str = Field(pattern=SOURCE_ID)
+    title: str | None = None
+    cron: str = Field(min_length=1, description='crontab fields, e.g. "0 7 * * *"')
+    timezone: str = "UTC"  # an IANA name: the cron fields are read in this zone
+    email: tuple[str, ...] = ()
+    slack: str | None = None  # one Slack message per digest to this channel (optional)
+    console: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {name!r}") from None
+        return name
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        try:
+            CronTrigger.from_crontab(cron, timezone="UTC")
+        except ValueError as err:
+            raise ValueError(f"invalid cron expression {cron!r}: {err}") from None
+        return cron
+
+    @property
+    def display_title(self) -> str:
+        return self.title or f"mastwatch digest {self.id}"
+
+
+class NoticesConfig(_Model):
+    """``[notices]``: where operator notices (a source failing, a reload refused…) go."""
+
+    source_failures: int = Field(3, ge=1, description="failed polls in a row before a notice")
+    selector_polls: int = Field(3, ge=1, description="empty selector polls before a notice")
+    slack: tuple[str, ...] = ()
+    email: tuple[str, ...] = ()
+    console: bool = True  # so a fresh install (and `make run`) shows notices somewhere
+
+
 def _default_tiers() -> dict[str, TierConfig]:
     return {name: TierConfig(console=True) for name in DEFAULT_TIERS}
 
@@ -206,6 +255,8 @@ class Config(_Model):
     email: EmailConfig = EmailConfig()
     tiers: dict[str, TierConfig] = Field(default_factory=_default_tiers)
     sources: tuple[SourceConfig, ...] = ()
+    digests: tuple[DigestConfig, ...] = ()
+    notices: NoticesConfig = NoticesConfig()
     # set by load_config, not by the file: relative paths are resolved against it
     base_dir: Path = Path()
 
@@ -295,6 +346,12 @@ def _cross_checks(config: Config) -> list[str]:
     for name in config.slack.mention_tiers:
         if name not in config.tiers:
             problems.append(f"slack.mention_tiers: unknown tier {name!r}")
+    digest_ids = [digest.id for digest in config.digests]
+    problems += [
+        f"digests: id {name!r} is used by {count} digests"
+        for name, count in Counter(digest_ids).items()
+        if count > 1
+    ]
     if not config.tiers:
         problems.append("tiers: at least one tier is needed")
     for index, source in enumerate(config.sources):

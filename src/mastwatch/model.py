@@ -141,6 +141,39 @@ class SourceState:
     disabled: bool = False
 
 
+# -- digests and silences (issue 5, helper P2) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """An alert held for a digest (the ``digest`` tier, a route to a digest, or deferred by
+    quiet hours) instead of being delivered at once. Stored with the poll's transaction."""
+
+    alert: Alert
+    digest_id: str  # a ``[[digests]]`` id
+    story_id: str | None = None  # groups the entries of one story in the digest
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """An operator's "do not deliver alerts matching this until then" (``mastwatch silence``).
+
+    Every matcher must hold (``key=value`` against the alert's facts); a silence is active
+    from ``starts_at`` until ``ends_at`` (expiring one sets ``ends_at`` to now).
+    """
+
+    id: str
+    matchers: tuple[tuple[str, str], ...]
+    starts_at: datetime
+    ends_at: datetime
+    author: str
+    comment: str
+    created_at: datetime
+
+    def is_active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """What one poll of a source leaves to persist, written in one transaction."""
@@ -149,3 +182,5 @@ class PollResult:
     items: tuple[Item, ...] = ()
     # each alert with the receivers it goes to; enqueued only if its item is new
     outbox: tuple[tuple[Alert, tuple[Receiver, ...]], ...] = ()
+    # alerts held for a digest; like the outbox, queued only if the alert's item is new
+    digest_entries: tuple[DigestEntry, ...] = ()
