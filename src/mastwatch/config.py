@@ -131,6 +131,97 @@ class TierConfig(_Model):
     console: bool = False
 
 
+# -- alert policy: stories, escalation, throttling, receivers, routes (issue 5, helper P1) --
+
+TIME_OF_DAY = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+class StoriesConfig(_Model):
+    """``[stories]``: items about one story (same link or near-identical title) cluster."""
+
+    enabled: bool = True
+    window: Seconds = 24 * 3600.0
+    # estimated Jaccard similarity of the titles' character shingles (MinHash)
+    title_similarity: float = Field(0.6, gt=0, le=1)
+
+
+class EscalationConfig(_Model):
+    """One escalation policy, for a tier (``[escalation.tiers.high]``) or a rule
+    (``[escalation.rules."rule-id"]``, which wins)."""
+
+    sources: int | None = Field(None, ge=2, description="distinct sources that corroborate")
+    window: Seconds = 3600.0
+    to: str = "critical"
+    source_tags: tuple[str, ...] = ()  # an item from a source with one of these tags escalates
+
+
+class EscalationSettings(_Model):
+    tiers: dict[str, EscalationConfig] = Field(default_factory=dict)
+    rules: dict[str, EscalationConfig] = Field(default_factory=dict)
+
+
+class ThrottleRule(_Model):
+    realert_interval: Seconds | None = None
+    flood_max_per_hour: int | None = Field(None, ge=1)
+
+
+class ThrottleConfig(_Model):
+    """``[throttle]``: per rule and story re-alert interval; per-rule flood guard."""
+
+    realert_interval: Seconds = 4 * 3600.0
+    flood_max_per_hour: int = Field(30, ge=1)
+    rules: dict[str, ThrottleRule] = Field(default_factory=dict)
+
+
+class ReceiverConfig(_Model):
+    """``[receivers.<name>]``: a named set of Slack channels and email addresses."""
+
+    slack: tuple[str, ...] = ()
+    email: tuple[str, ...] = ()
+    console: bool = False
+
+
+class QuietHours(_Model):
+    start: str = Field(pattern=TIME_OF_DAY)
+    end: str = Field(pattern=TIME_OF_DAY)
+    timezone: str = "UTC"
+    allow_critical: bool = True
+    defer: str = Field("end", pattern=r"^(end|digest:[a-z0-9][a-z0-9._-]*)$")
+
+    _zone_ok = field_validator("timezone")(_zone)
+
+
+class RouteConfig(_Model):
+    """One node of the routing tree (``[routes]`` is the root; children in ``routes``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    match: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
+    receivers: tuple[str, ...] | None = None  # None: inherited from the parent
+    continue_: bool = Field(False, alias="continue")
+    group_wait: float | None = Field(None, ge=0)
+    repeat_interval: Seconds | None = None
+    digest: str | None = None
+    quiet_hours: QuietHours | None = None
+    routes: tuple[RouteConfig, ...] = ()
+
+    @field_validator("group_wait", mode="before")
+    @classmethod
+    def _wait(cls, value: object) -> object:
+        return parse_duration(value) if value != 0 else 0.0
+
+    def wanted(self) -> dict[str, tuple[str, ...]]:
+        return {k: (v,) if isinstance(v, str) else v for k, v in self.match.items()}
+
+
 class SlackConfig(_Model):
     token_env: str | None = "MASTWATCH_SLACK_TOKEN"  # noqa: S105 (a variable name)
     token_file: Path | None = None
@@ -255,6 +346,11 @@ class Config(_Model):
     email: EmailConfig = EmailConfig()
     tiers: dict[str, TierConfig] = Field(default_factory=_default_tiers)
     sources: tuple[SourceConfig, ...] = ()
+    stories: StoriesConfig = StoriesConfig()
+    escalation: EscalationSettings = EscalationSettings()
+    throttle: ThrottleConfig = ThrottleConfig()
+    receivers: dict[str, ReceiverConfig] = Field(default_factory=dict)
+    routes: RouteConfig | None = None  # None: one implicit route per tier
     digests: tuple[DigestConfig, ...] = ()
     notices: NoticesConfig = NoticesConfig()
     # set by load_config, not by the file: relative paths are resolved against it
@@ -341,8 +437,39 @@ def _duplicate_ids(raw: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _route_checks(config: Config, route: RouteConfig, path: str) -> list[str]:
+    problems = [
+        f"{path}.receivers: unknown receiver {name!r}"
+        for name in route.receivers or ()
+        if name not in config.receivers
+    ]
+    digests = {digest.id for digest in config.digests}
+    quiet = route.quiet_hours
+    wanted = [route.digest] + [quiet.defer.removeprefix("digest:")] if quiet else [route.digest]
+    for digest in wanted:
+        if digest is not None and digest != "end" and digest not in digests:
+            problems.append(f"{path}: unknown digest {digest!r}")
+    for index, child in enumerate(route.routes):
+        problems += _route_checks(config, child, f"{path}.routes[{index}]")
+    return problems
+
+
+def _policy_checks(config: Config) -> list[str]:
+    """Names that the alert policy tables use must exist (issue 5, helper P1)."""
+    problems = [] if config.routes is None else _route_checks(config, config.routes, "routes")
+    escalations = {
+        **{f"escalation.tiers.{k}": v for k, v in config.escalation.tiers.items()},
+        **{f"escalation.rules.{k}": v for k, v in config.escalation.rules.items()},
+    }
+    for path, policy in escalations.items():
+        if policy.to not in config.tiers:
+            problems.append(f"{path}.to: unknown tier {policy.to!r}")
+    return problems
+
+
 def _cross_checks(config: Config) -> list[str]:
     problems: list[str] = []
+    problems += _policy_checks(config)
     for name in config.slack.mention_tiers:
         if name not in config.tiers:
             problems.append(f"slack.mention_tiers: unknown tier {name!r}")
