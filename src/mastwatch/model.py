@@ -184,3 +184,19 @@ class PollResult:
     outbox: tuple[tuple[Alert, tuple[Receiver, ...]], ...] = ()
     # alerts held for a digest; like the outbox, queued only if the alert's item is new
     digest_entries: tuple[DigestEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A pre-rendered message for one receiver (a digest, an operator notice), sent through
+    the ``messages`` outbox rather than the per-alert ``deliveries`` one."""
+
+    kind: str  # "digest" or "notice"
+    ref: str  # what it is about: "digest:<id>:<period start>", "notice:<key>:<event>"
+    channel: str  # "slack", "email" or "console"
+    target: str
+    subject: str
+    text: str
+    html: str | None = None
+    id: int = 0  # set once stored
+    attempts: int = 0

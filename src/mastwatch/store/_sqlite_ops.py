@@ -210,7 +210,12 @@ def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> 
     with transaction(conn):
         save_source_state(conn, result.state)
         inserted = insert_items(conn, result.items, to_text(now))
-        return enqueue(conn, result.outbox, inserted, to_text(now))
+        enqueued = enqueue(conn, result.outbox, inserted, to_text(now))
+        # digest entries (P2): imported here because that module builds on this one
+        from mastwatch.store._sqlite_digest import queue_digest_entries  # noqa: PLC0415
+
+        queue_digest_entries(conn, result.digest_entries, inserted, to_text(now))
+        return enqueued
 
 
 def insert_items(conn: sqlite3.Connection, items: Iterable[Item], now: str) -> set[tuple[str, str]]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from mastwatch.model import Delivery, PollResult, SourceState
+from mastwatch.model import Delivery, DigestEntry, Message, PollResult, Silence, SourceState
 
 
 class Store(Protocol):
@@ -61,3 +61,51 @@ class Store(Protocol):
 
     async def outbox_counts(self) -> dict[str, int]:
         """Number of deliveries per state ("pending", "sent", "failed")."""
+
+    # -- digests, silences, operator notices, messages outbox (issue 5, P2) ----------------
+
+    async def waiting_digest_entries(self, digest_id: str, before: datetime) -> list[DigestEntry]:
+        """Entries of ``digest_id`` queued before ``before`` that no digest has taken yet."""
+
+    async def claim_digest(
+        self,
+        digest_id: str,
+        period: tuple[datetime, datetime],
+        alert_ids: Sequence[str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        """In one transaction: claim (digest_id, period start) — unique —, mark the entries
+        of ``alert_ids`` as taken and enqueue ``messages``. False, writing nothing, when the
+        period was claimed before (by a replica, or before a restart)."""
+
+    async def add_silence(self, silence: Silence) -> None: ...
+
+    async def list_silences(self, now: datetime, *, expired: bool = False) -> list[Silence]:
+        """Silences not ended at ``now``, or every silence with ``expired``."""
+
+    async def active_silences(self, now: datetime) -> list[Silence]:
+        """Silences in force at ``now`` (started and not ended)."""
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> bool:
+        """End a silence at ``now``; False for an unknown or already ended one."""
+
+    async def set_notice(
+        self,
+        key: str,
+        active: bool,
+        text: tuple[str, str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        """Raise or clear a notice, enqueueing ``messages`` only when its state changes."""
+
+    async def claim_messages(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> Sequence[Message]:
+        """Pending messages due at ``now``, leased so no other worker takes them."""
+
+    async def mark_message(
+        self, message_id: int, outcome: str, at: datetime, text: str | None = None
+    ) -> None:
+        """Settle a claimed message: "sent", "retry" (due again at ``at``) or "failed"."""

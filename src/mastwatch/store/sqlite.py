@@ -30,7 +30,17 @@ from typing import Concatenate, Final, ParamSpec, Self, TypeVar
 import structlog
 
 from mastwatch.errors import MastwatchError
-from mastwatch.model import Alert, Delivery, Item, PollResult, SourceState
+from mastwatch.model import (
+    Alert,
+    Delivery,
+    DigestEntry,
+    Item,
+    Message,
+    PollResult,
+    Silence,
+    SourceState,
+)
+from mastwatch.store import _sqlite_digest as dg
 from mastwatch.store import _sqlite_ops as ops
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
@@ -215,6 +225,80 @@ class SQLiteStore:
     ) -> dict[str, list[tuple[str, str, str]]]:
         """Each alert's deliveries as (channel, target, state): what was sent where."""
         return await self._call(ops.delivery_states, list(alert_ids))
+
+    # -- digests, silences, notices, messages outbox (issue 5, P2) ---------------------------
+
+    async def waiting_digest_entries(self, digest_id: str, before: datetime) -> list[DigestEntry]:
+        """Entries of ``digest_id`` queued before ``before`` that no digest has taken yet."""
+        return await self._call(dg.waiting_digest_entries, digest_id, before)
+
+    async def claim_digest(
+        self,
+        digest_id: str,
+        period: tuple[datetime, datetime],
+        alert_ids: Sequence[str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        """Claim the period (unique per digest and start), take the entries, enqueue the
+        messages, in one transaction; False (nothing written) if it was claimed before."""
+        return await self._call(
+            dg.claim_digest, digest_id, period, list(alert_ids), list(messages), now
+        )
+
+    async def digest_claims(self, digest_id: str) -> list[tuple[datetime, int]]:
+        """(period start, entries) of every period of ``digest_id`` sent so far."""
+        return await self._call(dg.digest_claims, digest_id)
+
+    async def add_silence(self, silence: Silence) -> None:
+        await self._call(dg.add_silence, silence)
+
+    async def list_silences(self, now: datetime, *, expired: bool = False) -> list[Silence]:
+        """Silences not ended at ``now`` (pending ones included), or all with ``expired``."""
+        return await self._call(dg.list_silences, now, expired=expired)
+
+    async def active_silences(self, now: datetime) -> list[Silence]:
+        return await self._call(dg.active_silences, now)
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> bool:
+        """End a silence at ``now``; False for an unknown or already ended one."""
+        return await self._call(dg.expire_silence, silence_id, now)
+
+    async def set_notice(
+        self,
+        key: str,
+        active: bool,
+        text: tuple[str, str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        """Raise or clear notice ``key`` and enqueue ``messages`` only if that changes its
+        state (one transaction); True when it did."""
+        return await self._call(dg.set_notice, key, active, text, list(messages), now)
+
+    async def active_notices(self) -> list[tuple[str, str, datetime]]:
+        """(key, subject, raised at) of every notice currently raised."""
+        return await self._call(dg.active_notices)
+
+    async def claim_messages(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> Sequence[Message]:
+        """Lease up to ``limit`` pending messages due at ``now`` (like claim_deliveries)."""
+        if limit <= 0:
+            return []
+        lease_until = now + timedelta(seconds=lease_seconds)
+        return await self._call(dg.claim_messages, now, limit, lease_until)
+
+    async def mark_message(
+        self, message_id: int, outcome: str, at: datetime, text: str | None = None
+    ) -> None:
+        """``outcome`` is "sent", "retry" (``at`` = next try) or "failed"."""
+        if not await self._call(dg.mark_message, message_id, outcome, at, text):
+            log.warning("store_mark_ignored", message_id=message_id, update=outcome)
+
+    async def message_rows(self) -> list[tuple[Message, str]]:
+        """Every message with its state, in id order (tests and ``status``)."""
+        return await self._call(dg.message_rows)
 
     # -- plumbing --------------------------------------------------------------------------
 
