@@ -38,7 +38,7 @@ def parse_matchers(texts: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def new_silence(  # noqa: PLR0913 (every field of a silence is the operator's)
+def new_silence(
     *,
     matchers: tuple[tuple[str, str], ...],
     duration: timedelta,
