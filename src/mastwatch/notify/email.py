@@ -112,6 +112,12 @@ class EmailNotifier:
     async def send(self, delivery: Delivery) -> str | None:
         """Send one alert email; return its ``Message-ID``."""
         message = build_message(delivery, self.sender)
+        await self.send_email(message)
+        log.debug("email_sent", delivery_id=delivery.id, message_id=message["Message-ID"])
+        return str(message["Message-ID"])
+
+    async def send_email(self, message: EmailMessage) -> None:
+        """Send a ready message over this notifier's server (digests and notices use it)."""
         try:
             await aiosmtplib.send(
                 message,
@@ -128,8 +134,6 @@ class EmailNotifier:
             raise classify_smtp_error(err) from err
         except OSError as err:  # anything the socket layer raises unwrapped
             raise RetryableDeliveryError(f"email: {type(err).__name__}: {err}") from err
-        log.debug("email_sent", delivery_id=delivery.id, message_id=message["Message-ID"])
-        return str(message["Message-ID"])
 
     async def close(self) -> None:
         """Nothing to release: each send uses its own connection."""
