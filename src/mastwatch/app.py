@@ -26,7 +26,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mastwatch import __version__
-from mastwatch.config import Config, Secrets, SourceConfig, load_config, resolve_secrets
+from mastwatch.config import (
+    Config,
+    DigestConfig,
+    Secrets,
+    SourceConfig,
+    load_config,
+    resolve_secrets,
+)
 from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
 from mastwatch.log import redactor
@@ -36,6 +43,9 @@ from mastwatch.notify.console import ConsoleNotifier
 from mastwatch.notify.email import EmailNotifier
 from mastwatch.notify.slack import SlackNotifier
 from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
+from mastwatch.policy.digest import make_trigger, run_digest
+from mastwatch.policy.messages import MessageWorker, make_senders
+from mastwatch.policy.notices import Notices
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
@@ -160,6 +170,11 @@ class Daemon:
             metrics=self.metrics,
         )
         self._set_receivers()
+        # digests and operator notices (issue 5, P2): pre-rendered messages, own outbox
+        self.messages = MessageWorker(
+            self.store, make_senders(self.notifiers), self.config.delivery, self.clock
+        )
+        self.notices = Notices(self.store, self.config.notices, frozenset(self.notifiers))
         log.info(
             "daemon_started",
             version=__version__,
@@ -215,12 +230,23 @@ class Daemon:
             self.metrics.poll_failed(source.id, "crash")
             outcome = PollOutcome(source.id, "failed", error=f"{type(exc).__name__}: {exc}")
         self.metrics.poll_finished(outcome, time.monotonic() - started)
+        await self._source_notice(source.id, now)
         return outcome
+
+    async def _source_notice(self, source_id: str, now: datetime) -> None:
+        """Raise or clear the "source failing" notice from the state the poll stored."""
+        try:
+            state = await self.store.get_source_state(source_id)
+            await self.notices.source_polled(source_id, state.error_count, state.last_error, now)
+        except Exception:  # a notice must never break polling
+            log.exception("notice_error", source=source_id)
+        self.messages.wake()
 
     async def run_once(self) -> int:
         """Poll every source once, deliver what that produced, and return an exit code."""
         outcomes = await self.poll_all(force=True)
         await self.worker.drain(self.config.delivery.once_wait)
+        await self.messages.drain(self.config.delivery.once_wait)
         failed = [o.source_id for o in outcomes if o.status in {"failed", "disabled"}]
         counts = await self.store.outbox_counts()
         log.info("once_finished", sources=len(outcomes), failed_sources=failed, outbox=counts)
@@ -236,6 +262,8 @@ class Daemon:
         scheduler.start()
         worker = asyncio.create_task(self.worker.run(self._stop), name="delivery-worker")
         worker.add_done_callback(self._supervise)
+        messages = asyncio.create_task(self.messages.run(self._stop), name="message-worker")
+        messages.add_done_callback(self._supervise)
         watchdog = self._start_watchdog()
         rules_watch = asyncio.create_task(
             watch_rules(lambda: self.config.resolve(self.config.rules.dir), self._rules_changed),
@@ -250,6 +278,7 @@ class Daemon:
         scheduler.shutdown(wait=False)
         await self._cancel_polls()
         await self._finish_worker(worker)
+        await self._finish_worker(messages)
         if watchdog is not None:
             watchdog.cancel()
         rules_watch.cancel()
@@ -351,6 +380,7 @@ class Daemon:
                 problems=problems,
                 running_ruleset_hash=self.ruleset.content_hash[:12],
             )
+            await self._reload_notice(list(problems))
             return False
         if config.store != self.config.store:
             log.warning("reload_store_change_ignored", hint="restart to change the store")
@@ -359,6 +389,7 @@ class Daemon:
         changes = diff_rulesets(self.ruleset, ruleset)
         self.config, self.ruleset = config, ruleset
         self.pipeline.config = config
+        self.notices.config = config.notices
         self._set_receivers()
         if self._scheduler is not None:
             self._sync_jobs(self._scheduler)
@@ -372,7 +403,56 @@ class Daemon:
             rules_changed=list(changes.changed),
             sources=len(self.sources),
         )
+        await self._reload_notice([])
         return True
+
+    async def _reload_notice(self, problems: list[str]) -> None:
+        try:
+            await self.notices.reload_result(problems, self.clock())
+        except Exception:  # a notice must never break a reload
+            log.exception("notice_error", notice="reload_failed")
+        self.messages.wake()
+
+    def _sync_digest_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """One cron job per ``[[digests]]`` entry, in the digest's own time zone."""
+        for digest in self.config.digests:
+            scheduler.add_job(
+                self.send_digest,
+                make_trigger(digest),
+                args=[digest.id],
+                id=f"digest:{digest.id}",
+                name=f"digest {digest.id}",
+                misfire_grace_time=3600,  # a late digest beats a lost one (claimed once)
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+            )
+
+    def rule_topics(self) -> dict[str, str]:
+        """Rule id → its ``topic`` label, which digests group by."""
+        return {
+            rule.id: value
+            for rule in self.ruleset.rules
+            for key, value in rule.labels
+            if key == "topic"
+        }
+
+    async def send_digest(self, digest_id: str, now: datetime | None = None) -> int:
+        """Enqueue the digest of the period just closed (once per period, see digest.py)."""
+        digest: DigestConfig | None = next(
+            (d for d in self.config.digests if d.id == digest_id), None
+        )
+        if digest is None:
+            return 0
+        sent = await run_digest(
+            self.store,
+            digest,
+            now=now or self.clock(),
+            topics=self.rule_topics(),
+            available=frozenset(self.notifiers),
+        )
+        self.messages.wake()
+        return sent
 
     _scheduler: AsyncIOScheduler | None = None
 
@@ -399,6 +479,7 @@ class Daemon:
                 max_instances=1,
                 replace_existing=True,
             )
+        self._sync_digest_jobs(scheduler)
 
     async def _scheduled_poll(self, source_id: str) -> None:
         source = next((s for s in self.sources if s.id == source_id), None)

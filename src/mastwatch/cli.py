@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--config", type=Path, help="with --source: the config holding it")
     inspect.add_argument("--source", metavar="ID", help="a configured source (feed or page)")
     _add_report_commands(sub)
+    from mastwatch.policy.silence_cli import add_silence_parser  # noqa: PLC0415
+
+    add_silence_parser(sub)
     return parser
 
 
@@ -85,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": cmd_report,
         "alerts": cmd_report,
         "replay": cmd_report,
+        "silence": cmd_silence,
     }
     try:
         return commands[args.command](args)
@@ -409,6 +413,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"{_iso(item.published) or '-':25} {item.key}  {doc.title}")
     print(f"{len(items)} items", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from mastwatch.policy.silence_cli import cmd_silence as run  # noqa: PLC0415
+
+    return run(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
