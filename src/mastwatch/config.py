@@ -150,7 +150,7 @@ class StoriesConfig(_Model):
     enabled: bool = True
     window: Seconds = 24 * 3600.0
     # estimated Jaccard similarity of the titles' character shingles (MinHash)
-    title_similarity: float = Field(0.6, gt=0, le=1)
+    title_similarity: float = Field(0.5, gt=0, le=1)
 
 
 class EscalationConfig(_Model):

@@ -7,9 +7,11 @@ dataclasses, so each stage can be tested with literal values and no I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 DEFAULT_TIERS: tuple[str, ...] = ("critical", "high", "normal", "digest")
 
@@ -114,6 +116,10 @@ class Delivery:
     attempts: int = 0
     state: DeliveryState = DeliveryState.PENDING
     last_error: str | None = None
+    kind: str = "alert"  # a MessageKind value
+    story_id: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+    thread_ts: str | None = None  # set by the worker for a story's Slack thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +180,81 @@ class Silence:
         return self.starts_at <= now < self.ends_at
 
 
+# -- alert policy: stories and outbox entries (issue 5, helper P1) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One source reporting a story, and when it was first seen doing so."""
+
+    source_id: str
+    source_name: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """A cluster of items about one piece of news (see ``policy/stories.py``).
+
+    ``tier`` is the highest tier raised on it, after escalation."""
+
+    id: str
+    title: str
+    link: str | None
+    link_key: str | None
+    signature: tuple[int, ...]
+    tier: str
+    reports: tuple[Report, ...]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    escalation: str | None = None  # the reason, once escalated
+
+    @property
+    def source_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.source_id for r in self.reports))
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.source_name for r in self.reports))
+
+    def sources_since(self, since: datetime) -> int:
+        return len({r.source_id for r in self.reports if r.at >= since})
+
+
+class MessageKind(StrEnum):
+    """What an outbox row sends (the ``deliveries.kind`` column)."""
+
+    ALERT = "alert"  # a message of its own (email, console, Slack without a story)
+    PARENT = "parent"  # a Slack message that opens a story's thread
+    REPLY = "reply"  # "also reported by …" in the story's thread
+    UPDATE = "update"  # chat.update of the parent: source count, tier
+    ESCALATION = "escalation"  # the tier was raised, and why
+    SUMMARY = "summary"  # the flood guard's one message for the alerts past the limit
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One message for one receiver, as decided by ``policy.decide``."""
+
+    alert: Alert
+    receiver: Receiver
+    kind: MessageKind = MessageKind.ALERT
+    story_id: str | None = None
+    due_at: datetime | None = None  # None: at once
+    info: tuple[tuple[str, object], ...] = ()  # JSON-able extras for the renderer
+    group_key: str | None = None  # summaries: one row per key and receiver, appended to
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert as recorded, with its story and what became of it: ``sent``,
+    ``threaded``, ``digest``, ``silenced:<id>``, ``inhibited``, ``throttled``, ``flooded``."""
+
+    alert: Alert
+    story_id: str | None
+    disposition: str
+
+
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """What one poll of a source leaves to persist, written in one transaction."""
@@ -184,6 +265,11 @@ class PollResult:
     outbox: tuple[tuple[Alert, tuple[Receiver, ...]], ...] = ()
     # alerts held for a digest; like the outbox, queued only if the alert's item is new
     digest_entries: tuple[DigestEntry, ...] = ()
+    # the alert policy's decisions (P1): every alert with its disposition, the messages,
+    # and the stories created or changed; like the outbox, only for items new to the store
+    records: tuple[AlertRecord, ...] = ()
+    entries: tuple[OutboxEntry, ...] = ()
+    stories: tuple[Story, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
