@@ -312,6 +312,11 @@ class DigestConfig(_Model):
             CronTrigger.from_crontab(cron, timezone="UTC")
         except ValueError as err:
             raise ValueError(f"invalid cron expression {cron!r}: {err}") from None
+        fields = cron.split()
+        if any(char.isdigit() for char in fields[-1]):
+            # APScheduler 3 counts weekdays from 0 = Monday, cron from 0 = Sunday: a number
+            # would silently shift the day, so only names are accepted
+            raise ValueError(f"cron {cron!r}: write the weekday as names, e.g. mon-fri, sun")
         return cron
 
     @property
