@@ -1,0 +1,77 @@
+"""Operator notices: when a notice is raised or cleared, and where it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mastwatch.config import NoticesConfig
+from mastwatch.model import Message
+from mastwatch.policy.notices import Notice, Notices, notice_messages, source_transition
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("errors", "threshold", "expected"),
+    [
+        (0, 3, "clear"),
+        (1, 3, None),
+        (2, 3, None),
+        (3, 3, "raise"),
+        (7, 3, "raise"),
+        (1, 1, "raise"),
+    ],
+)
+def test_source_transition(errors: int, threshold: int, expected: str | None) -> None:
+    assert source_transition(errors, threshold) == expected
+
+
+def test_messages_go_to_every_operations_receiver_or_the_console() -> None:
+    config = NoticesConfig(slack=("#ops",), email=("ops@example.org",), console=False)
+    notice = Notice("reload_failed", "reload failed", "rules/a.yaml:3: bad")
+    online = notice_messages(config, notice, recovered=False, now=T0, available={"slack", "email"})
+    assert [(m.channel, m.target) for m in online] == [
+        ("slack", "#ops"),
+        ("email", "ops@example.org"),
+    ]
+    assert online[0].subject == "[mastwatch NOTICE] reload failed"
+    offline = notice_messages(config, notice, recovered=True, now=T0, available={"console"})
+    assert [(m.channel, m.subject) for m in offline] == [
+        ("console", "[mastwatch RECOVERED] reload failed")
+    ]
+
+
+class FakeNoticeStore:
+    """The store's set_notice semantics in memory (the real one is contract-tested)."""
+
+    def __init__(self) -> None:
+        self.active: set[str] = set()
+        self.sent: list[str] = []
+
+    async def set_notice(
+        self,
+        key: str,
+        active: bool,
+        text: tuple[str, str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        if (key in self.active) == active:
+            return False
+        (self.active.add if active else self.active.discard)(key)
+        self.sent += [m.subject for m in messages]
+        return True
+
+
+async def test_a_failing_source_is_noticed_once_and_its_recovery_once() -> None:
+    store = FakeNoticeStore()
+    notices = Notices(store, NoticesConfig(source_failures=3), {"console"})
+    for minute, errors in enumerate([1, 2, 3, 4, 5, 0, 0, 1]):
+        await notices.source_polled("mof", errors, "HTTP 503", T0 + timedelta(minutes=minute))
+    assert store.sent == [
+        "[mastwatch NOTICE] source mof is failing",
+        "[mastwatch RECOVERED] source mof is failing",
+    ]
