@@ -256,6 +256,17 @@ class AlertRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyRows:
+    """The policy state as stored (see ``policy.decide.PolicyState``), read
+    before each decide."""
+
+    stories: tuple[Story, ...]
+    told: dict[str, frozenset[tuple[str, str]]]
+    last_alert: dict[tuple[str, str], datetime]
+    sent_last_hour: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class PollResult:
     """What one poll of a source leaves to persist, written in one transaction."""
 

@@ -202,8 +202,8 @@ def _follow_up(
     slack = [r for r in receivers if r.channel == "slack"]
     if new_source:
         for receiver in slack:
-            info = (("source", alert.source_name),)
-            work.add(alert, receiver, MessageKind.REPLY, story_id=story.id, info=info)
+            said = (("source", alert.source_name),)
+            work.add(alert, receiver, MessageKind.REPLY, story_id=story.id, info=said)
     if escalation is not None:
         before, after, reason = escalation
         info = (("from", before), ("to", after), ("reason", reason), *_info(story))

@@ -211,6 +211,11 @@ def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> 
         save_source_state(conn, result.state)
         inserted = insert_items(conn, result.items, to_text(now))
         enqueued = enqueue(conn, result.outbox, inserted, to_text(now))
+        # the alert policy's records, stories and messages (P1); before the digest part,
+        # so an alert held for a digest is recorded with its disposition
+        from mastwatch.store._sqlite_policy import commit_policy  # noqa: PLC0415
+
+        enqueued += commit_policy(conn, result, inserted, to_text(now))
         # digest entries (P2): imported here because that module builds on this one
         from mastwatch.store._sqlite_digest import queue_digest_entries  # noqa: PLC0415
 
@@ -262,7 +267,7 @@ def enqueue(
         for receiver in receivers:
             cursor = conn.execute(
                 "INSERT INTO deliveries (alert_id, channel, target, due_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id, channel, target) DO NOTHING",
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id, channel, target, kind) DO NOTHING",
                 (alert.id, receiver.channel, receiver.target, now, now),
             )
             enqueued += cursor.rowcount
@@ -378,6 +383,7 @@ def delivery_states(
 DELIVERY_SELECT: Final = (
     "SELECT d.id AS d_id, d.channel AS d_channel, d.target AS d_target,"
     " d.attempts AS d_attempts, d.state AS d_state, d.last_error AS d_last_error,"
+    " d.kind AS d_kind, d.story_id AS d_story_id, d.info AS d_info,"
     " a.id, a.rule_id, a.rule_title, a.tier, a.source_id, a.source_name, a.item_key,"
     " a.title, a.link, a.summary, a.matched, a.published, a.created_at"
     " FROM deliveries AS d JOIN alerts AS a ON a.id = d.alert_id"
@@ -393,6 +399,9 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         attempts=row["d_attempts"],
         state=DeliveryState(row["d_state"]),
         last_error=row["d_last_error"],
+        kind=row["d_kind"],
+        story_id=row["d_story_id"],
+        info=json.loads(row["d_info"]),
     )
 
 

@@ -10,7 +10,15 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from mastwatch.model import Delivery, DigestEntry, Message, PollResult, Silence, SourceState
+from mastwatch.model import (
+    Delivery,
+    DigestEntry,
+    Message,
+    PolicyRows,
+    PollResult,
+    Silence,
+    SourceState,
+)
 
 
 class Store(Protocol):
@@ -61,6 +69,20 @@ class Store(Protocol):
 
     async def outbox_counts(self) -> dict[str, int]:
         """Number of deliveries per state ("pending", "sent", "failed")."""
+
+    # -- alert policy: stories, thread parents (issue 5, P1) --------------------------------
+
+    async def policy_rows(
+        self, now: datetime, story_window: float, rule_ids: Iterable[str]
+    ) -> PolicyRows:
+        """What ``policy.decide`` needs from before this poll: the stories seen within
+        ``story_window``, the receivers that have each, each rule's last sent alert per
+        story, and the alerts each of ``rule_ids`` sent in the hour before ``now``."""
+
+    async def story_parent(
+        self, story_id: str, channel: str, target: str
+    ) -> tuple[str, str | None] | None:
+        """The story's newest parent message for this receiver: (state, Slack ts)."""
 
     # -- digests, silences, operator notices, messages outbox (issue 5, P2) ----------------
 

@@ -36,12 +36,15 @@ from mastwatch.model import (
     DigestEntry,
     Item,
     Message,
+    PolicyRows,
     PollResult,
     Silence,
     SourceState,
+    Story,
 )
 from mastwatch.store import _sqlite_digest as dg
 from mastwatch.store import _sqlite_ops as ops
+from mastwatch.store import _sqlite_policy as policy
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
 log = structlog.get_logger(__name__)
@@ -225,6 +228,28 @@ class SQLiteStore:
     ) -> dict[str, list[tuple[str, str, str]]]:
         """Each alert's deliveries as (channel, target, state): what was sent where."""
         return await self._call(ops.delivery_states, list(alert_ids))
+
+    # -- alert policy: stories, thread parents (issue 5, P1) --------------------------------
+
+    async def policy_rows(
+        self, now: datetime, story_window: float, rule_ids: Iterable[str]
+    ) -> PolicyRows:
+        """Live stories, who has each, rules' last alerts per story and hourly counts."""
+        return await self._call(policy.policy_rows, now, story_window, list(rule_ids))
+
+    async def story_parent(
+        self, story_id: str, channel: str, target: str
+    ) -> tuple[str, str | None] | None:
+        """The story's newest parent message for this receiver as (state, ts), or None."""
+        return await self._call(policy.story_parent, story_id, channel, target)
+
+    async def stories_since(self, since: datetime) -> list[Story]:
+        """Stories seen at or after ``since``, most recent first."""
+        return await self._call(policy.stories_since, since)
+
+    async def alert_disposition(self, alert_id: str) -> tuple[str | None, str] | None:
+        """(story id, disposition) of a recorded alert, or None."""
+        return await self._call(policy.alert_disposition, alert_id)
 
     # -- digests, silences, notices, messages outbox (issue 5, P2) ---------------------------
 
