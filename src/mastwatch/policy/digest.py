@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -147,7 +147,7 @@ def digest_messages(
 ) -> list[Message]:
     """One message per receiver. A receiver whose channel is not configured (no Slack
     token, no SMTP host) becomes the console, as alert receivers do (``make run``)."""
-    ref = f"digest:{digest.id}:{period_start.isoformat()}"
+    ref = f"digest:{digest.id}:{period_start.astimezone(UTC).isoformat()}"
     wanted = [("email", address) for address in digest.email]
     if digest.slack:
         wanted.append(("slack", digest.slack))
