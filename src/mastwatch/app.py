@@ -42,10 +42,11 @@ from mastwatch.notify.base import Notifier
 from mastwatch.notify.console import ConsoleNotifier
 from mastwatch.notify.email import EmailNotifier
 from mastwatch.notify.slack import SlackNotifier
-from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
+from mastwatch.pipeline import Pipeline, PollOutcome
 from mastwatch.policy.digest import make_trigger, run_digest
 from mastwatch.policy.messages import MessageWorker, make_senders
 from mastwatch.policy.notices import Notices
+from mastwatch.policy.routing import build_routing, describe
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
@@ -197,17 +198,13 @@ class Daemon:
         log.info("daemon_stopped", exit_code=self._exit_code)
 
     def _set_receivers(self) -> None:
-        self.pipeline.receivers = receivers_by_tier(
+        self.pipeline.routing = build_routing(
             self.config,
             slack_ready="slack" in self.notifiers,
             email_ready="email" in self.notifiers,
         )
-        for tier, receivers in self.pipeline.receivers.items():
-            log.debug(
-                "tier_receivers",
-                tier=tier,
-                receivers=[f"{r.channel}:{r.target}" for r in receivers],
-            )
+        for line in describe(self.pipeline.routing):
+            log.debug("route", route=line)
 
     @property
     def sources(self) -> list[SourceConfig]:

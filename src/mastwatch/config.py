@@ -450,9 +450,9 @@ def _route_checks(config: Config, route: RouteConfig, path: str) -> list[str]:
     ]
     digests = {digest.id for digest in config.digests}
     quiet = route.quiet_hours
-    wanted = [route.digest] + [quiet.defer.removeprefix("digest:")] if quiet else [route.digest]
+    wanted = [route.digest, quiet.defer.removeprefix("digest:") if quiet else None]
     for digest in wanted:
-        if digest is not None and digest != "end" and digest not in digests:
+        if digest not in {None, "end"} and digest not in digests:
             problems.append(f"{path}: unknown digest {digest!r}")
     for index, child in enumerate(route.routes):
         problems += _route_checks(config, child, f"{path}.routes[{index}]")

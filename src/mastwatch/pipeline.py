@@ -22,6 +22,8 @@ from mastwatch.config import Config, SourceConfig
 from mastwatch.errors import FetchError
 from mastwatch.metrics import Metrics
 from mastwatch.model import Alert, Item, Match, PollResult, Receiver, SourceState
+from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
+from mastwatch.policy.routing import Routing, build_routing
 from mastwatch.rules import RuleSet, match
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.http import Fetched, FetchFailed, NotModified
@@ -75,7 +77,8 @@ class Pipeline:
     fetcher: FetchesUrls
     rules: Callable[[], RuleSet]
     executor: Executor | None = None
-    receivers: Mapping[str, tuple[Receiver, ...]] | None = None
+    receivers: Mapping[str, tuple[Receiver, ...]] | None = None  # unused since routing
+    routing: Routing | None = None  # None: built from the config (console fallbacks off)
     on_enqueued: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
     _host_limits: dict[str, asyncio.Semaphore] | None = None
@@ -156,15 +159,23 @@ class Pipeline:
     ) -> PollOutcome:
         new_items = await self._new_items(source, parsed.items)
         baseline = not state.baseline_done and self.config.baseline_of(source)
-        outbox = () if baseline else self._alerts_for(source, new_items, now)
+        candidates = () if baseline else self._alerts_for(source, new_items, now)
+        decided = await self._decide(candidates, now)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
-        result = PollResult(state=new_state, items=new_items, outbox=outbox)
+        result = PollResult(
+            state=new_state,
+            items=new_items,
+            digest_entries=decided.digest_entries,
+            records=decided.records,
+            entries=decided.entries,
+            stories=decided.stories,
+        )
         enqueued = await self.store.commit_poll(result, now)
         if enqueued:
             self.on_enqueued()
         outcome = PollOutcome(
-            source.id, "ok", len(parsed.items), len(new_items), len(outbox), enqueued
+            source.id, "ok", len(parsed.items), len(new_items), len(candidates), enqueued
         )
         log.info("source_polled", **_fields(outcome), baseline=baseline)
         return outcome
@@ -182,15 +193,14 @@ class Pipeline:
 
     def _alerts_for(
         self, source: SourceConfig, items: tuple[Item, ...], now: datetime
-    ) -> tuple[tuple[Alert, tuple[Receiver, ...]], ...]:
+    ) -> tuple[Candidate, ...]:
         ruleset = self.rules()
-        receivers = self.receivers or receivers_by_tier(self.config)
-        outbox: list[tuple[Alert, tuple[Receiver, ...]]] = []
+        found_all: list[Candidate] = []
         for item in items:
             for found in match(ruleset, make_document(item, source.tags)):
                 alert = make_alert(source, item, found, now)
                 self.metrics.alert_raised(alert)
-                outbox.append((alert, receivers.get(found.tier, ())))
+                found_all.append(Candidate(alert, found.labels, source.tags))
                 log.info(
                     "rule_matched",
                     source=source.id,
@@ -199,7 +209,35 @@ class Pipeline:
                     item=item.key,
                     matched=list(found.matched),
                 )
-        return tuple(outbox)
+        return tuple(found_all)
+
+    async def _decide(self, candidates: tuple[Candidate, ...], now: datetime) -> Decisions:
+        """The alert policy (stories, escalation, routes, throttling, silences) on this
+        poll's matches, with what the store remembers from earlier polls."""
+        if not candidates:
+            return Decisions()
+        rules = {c.alert.rule_id for c in candidates}
+        rows = await self.store.policy_rows(now, self.config.stories.window, rules)
+        state = PolicyState(
+            config=self.config,
+            routing=self.routing or build_routing(self.config),
+            stories=rows.stories,
+            told=rows.told,
+            last_alert=rows.last_alert,
+            sent_last_hour=rows.sent_last_hour,
+            silences=tuple(await self.store.active_silences(now)),
+        )
+        decided = decide(candidates, state, now)
+        for record in decided.records:
+            if record.disposition != "sent":
+                log.info(
+                    "alert_held",
+                    alert=record.alert.id,
+                    rule=record.alert.rule_id,
+                    story=record.story_id,
+                    disposition=record.disposition,
+                )
+        return decided
 
     def _succeeded(
         self,

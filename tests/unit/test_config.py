@@ -85,7 +85,7 @@ def _model_keys(model: type[BaseModel], seen: set[type[BaseModel]]) -> Iterator[
     for name, field in model.model_fields.items():
         if model is Config and name == "base_dir":
             continue  # set by load_config from the file's location, never by the file
-        yield model.__name__, name
+        yield model.__name__, field.alias or name  # `continue` in the file, continue_ here
         for nested in _models_in(field.annotation):
             if nested not in seen:
                 yield from _model_keys(nested, seen)

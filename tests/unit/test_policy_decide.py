@@ -14,6 +14,7 @@ from mastwatch.model import Alert, MessageKind, Silence, Story
 from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
 from mastwatch.policy.routing import build_routing
 
+KYODO_BOJ = "日銀が政策金利を0.5％に引き上げ（共同）"  # noqa: RUF001 (full-width, as published)
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 CONFIG = """
 [tiers.critical]
@@ -151,7 +152,7 @@ def test_three_sources_one_story_thread_and_escalation() -> None:
     [
         ("Toyota unveils a new electric car", None, None, False),
         ("Completely different", "https://x.jp/a?utm_source=t", "http://www.x.jp/a/", True),
-        ("日銀が政策金利を0.5％に引き上げ（共同）", None, None, False),
+        (KYODO_BOJ, None, None, False),
     ],
 )
 def test_story_clustering(title_b: str, link_a: str | None, link_b: str | None, same: bool) -> None:
@@ -165,7 +166,7 @@ def test_story_clustering(title_b: str, link_a: str | None, link_b: str | None, 
 def test_japanese_titles_cluster() -> None:
     cfg = config()
     a = cand("nhk", "日銀、政策金利を0.5%に引き上げ")
-    b = cand("kyodo", "日銀が政策金利を0.5％に引き上げ（共同）")
+    b = cand("kyodo", KYODO_BOJ)
     first, second = run_sequence(cfg, [(timedelta(0), [a]), (timedelta(minutes=5), [b])])
     assert first.stories[0].id == second.stories[0].id
     assert second.records[0].disposition == "threaded"

@@ -225,8 +225,8 @@ def _join_story(work: _Work, candidate: Candidate) -> tuple[Story, bool, bool]:
     if stories.enabled:
         found = find_story(
             work.stories.values(),
-            alert.link,
-            sig,
+            link=alert.link,
+            sig=sig,
             now=work.now,
             window=stories.window,
             threshold=stories.title_similarity,

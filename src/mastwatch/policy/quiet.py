@@ -1,6 +1,6 @@
 """Quiet hours: a daily period, in an IANA time zone, during which a route defers alerts.
 
-``22:00``–``07:00`` wraps midnight. The end is computed in the route's zone on the local
+``22:00`` to ``07:00`` wraps midnight. The end is computed in the route's zone on the local
 calendar, so daylight-saving changes move it with the wall clock as people expect.
 """
 

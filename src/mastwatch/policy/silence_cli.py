@@ -17,6 +17,7 @@ from typing import Any
 
 from mastwatch.config import load_config, parse_duration
 from mastwatch.errors import ConfigError
+from mastwatch.log import configure_logging
 from mastwatch.policy.silences import SilenceError, new_silence, parse_matchers
 from mastwatch.store.sqlite import SQLiteStore, StoreError
 
@@ -73,6 +74,7 @@ def _duration(text: str) -> timedelta:
 
 async def _silence(args: argparse.Namespace, now: datetime) -> int:
     config = load_config(args.config)
+    configure_logging("warning", config.log.format)  # stdout carries the command's output alone
     if args.verb == "add":  # validate before touching the store
         silence = new_silence(
             matchers=parse_matchers(args.match),

@@ -29,8 +29,9 @@ _SEEDS = tuple(
     for i in range(MINHASH_SIZE)
 )
 _TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|cmpid|ocid)$", re.IGNORECASE)
-# " - Reuters", " | NHK", "（共同）": a short source suffix says nothing about the story
-_SUFFIX = re.compile(r"(\s[-|–—:]\s[^-|–—:]{1,30}|[(（][^()（）]{1,12}[)）])\s*$")
+# " - Reuters", " | NHK", "(共同)" (NFKC has made full-width brackets ASCII): a short
+# source suffix says nothing about the story
+_SUFFIX = re.compile(r"(\s[-|\u2013\u2014:]\s[^-|\u2013\u2014:]{1,30}|\([^()]{1,12}\))\s*$")
 _NOT_WORD = re.compile(r"[^\w]+")
 _CJK_GAP = re.compile(r"(?<=[^\x00-\u2e7f]) (?=[^\x00-\u2e7f])")
 
@@ -94,6 +95,7 @@ def reported_by(story: Story, source_id: str, source_name: str, now: datetime) -
 
 def find_story(
     stories: Iterable[Story],
+    *,
     link: str | None,
     sig: Sequence[int],
     now: datetime,
