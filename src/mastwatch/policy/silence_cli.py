@@ -66,7 +66,10 @@ def _author(given: str | None) -> str:
 
 
 def _duration(text: str) -> timedelta:
-    seconds = parse_duration(text)
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = None
     if not isinstance(seconds, int | float):
         raise SilenceError(f"--for {text!r}: expected a duration such as 30m, 4h or 2d")
     return timedelta(seconds=seconds)
