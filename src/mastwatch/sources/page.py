@@ -214,6 +214,16 @@ class EmptySelectorWatch:
     runs: Counter[tuple[str, str]] = field(default_factory=Counter)
     last_empty: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def state(self, source_id: str) -> str | None:
+        """ "empty" when a selector of the source has matched nothing ``threshold`` polls in a
+        row, "ok" when the last poll's selectors all matched, None in between or unseen
+        (for the operator notice, which is raised and cleared on these)."""
+        if any(run >= self.threshold for (sid, _), run in self.runs.items() if sid == source_id):
+            return "empty"
+        if self.last_empty.get(source_id) == ():
+            return "ok"
+        return None
+
     def observe_unchanged(self, source_id: str, selectors: PageSelectors | None) -> list[str]:
         """A poll that found the page unchanged (304, same body): the last result stands."""
         return self.observe(source_id, selectors, self.last_empty.get(source_id, ()))
