@@ -38,6 +38,7 @@ from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
 from mastwatch.log import redactor
 from mastwatch.metrics import Metrics
+from mastwatch.model import Delivery
 from mastwatch.notify.base import Notifier
 from mastwatch.notify.console import ConsoleNotifier
 from mastwatch.notify.email import EmailNotifier
@@ -406,6 +407,18 @@ class Daemon:
         )
         await self._reload_notice([])
         return True
+
+    async def _delivery_notice(self, delivery: Delivery, error: str | None) -> None:
+        """A receiver failing for good (``error``) raises a notice; a success clears it."""
+        now = self.clock()
+        try:
+            if error is None:
+                await self.notices.delivery_sent(delivery.channel, delivery.target, now)
+            else:
+                await self.notices.delivery_failed(delivery.channel, delivery.target, error, now)
+        except Exception:  # a notice must never break delivery
+            log.exception("notice_error", notice="delivery_failed")
+        self.messages.wake()
 
     async def _reload_notice(self, problems: list[str]) -> None:
         try:

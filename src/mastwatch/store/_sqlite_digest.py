@@ -173,11 +173,11 @@ def set_notice(  # noqa: PLR0917 (one transaction's inputs)
     """Raise (``active``) or clear a notice and enqueue its messages, only if that changes
     its state; True when it did. One transaction, so two replicas cannot both notify."""
     subject, detail = text
+    if _notice_active(conn, key) == active:
+        return False  # the common case (a success clearing nothing) takes no write lock
     with transaction(conn):
-        row = conn.execute("SELECT active FROM notices WHERE key = ?", (key,)).fetchone()
-        was_active = row is not None and bool(row[0])
-        if was_active == active:
-            return False
+        if _notice_active(conn, key) == active:
+            return False  # changed by another process meanwhile
         stamp = to_text(now)
         if active:
             conn.execute(
@@ -195,6 +195,11 @@ def set_notice(  # noqa: PLR0917 (one transaction's inputs)
             )
         insert_messages(conn, messages, stamp)
     return True
+
+
+def _notice_active(conn: sqlite3.Connection, key: str) -> bool:
+    row = conn.execute("SELECT active FROM notices WHERE key = ?", (key,)).fetchone()
+    return row is not None and bool(row[0])
 
 
 def active_notices(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
