@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -22,12 +22,14 @@ from mastwatch.errors import PermanentDeliveryError, RetryableDeliveryError
 from mastwatch.metrics import Metrics
 from mastwatch.model import Delivery
 from mastwatch.notify.base import Notifier
+from mastwatch.notify.render import plain_alert
 from mastwatch.store.base import Store
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 IDLE_RECHECK_SECONDS = 5.0  # also the longest a pending retry waits past its due time
+PARENT_WAIT_SECONDS = 1.0  # a thread reply whose parent is not yet posted looks again then
 
 
 def utc_now() -> datetime:
@@ -116,7 +118,10 @@ class DeliveryWorker:
             return
         self._in_flight.add(delivery.id)
         try:
-            detail = await notifier.send(delivery)
+            prepared = await self._prepare(delivery)
+            if prepared is None:
+                return
+            detail = await notifier.send(prepared)
         except RetryableDeliveryError as exc:
             await self._retry(delivery, str(exc), exc.retry_after)
         except PermanentDeliveryError as exc:
@@ -142,6 +147,28 @@ class DeliveryWorker:
             )
         finally:
             self._in_flight.discard(delivery.id)
+
+    async def _prepare(self, delivery: Delivery) -> Delivery | None:
+        """Give a story's follow-up its Slack thread, or its plain form elsewhere.
+
+        A reply, update or escalation for Slack needs the ts of the story's parent in that
+        channel: while the parent is still pending the follow-up waits (``None``: it was
+        put back); if the parent failed for good, the follow-up posts on its own."""
+        if delivery.kind in ("alert", "parent"):
+            return delivery
+        if delivery.channel != "slack" or delivery.story_id is None:
+            alert = plain_alert(delivery.alert, delivery.kind, delivery.info)
+            return replace(delivery, alert=alert)
+        parent = await self.store.story_parent(delivery.story_id, delivery.channel, delivery.target)
+        if parent is not None and parent[0] == "pending":
+            at = self.clock() + timedelta(seconds=PARENT_WAIT_SECONDS)
+            await self.store.mark_retry(delivery.id, at, "waiting for the story's parent message")
+            return None
+        if parent is None or not parent[1]:
+            return delivery  # no parent to thread on: posted on its own (an update: skipped)
+        ts, _, channel = parent[1].partition(" ")
+        info = {**delivery.info, "parent_channel": channel or delivery.target}
+        return replace(delivery, thread_ts=ts, info=info)
 
     async def _retry(self, delivery: Delivery, error: str, retry_after: float | None) -> None:
         delay = retry_delay(delivery.attempts, self.settings, retry_after)

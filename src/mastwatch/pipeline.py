@@ -84,6 +84,7 @@ class Pipeline:
     _host_limits: dict[str, asyncio.Semaphore] | None = None
     # in memory: a restart forgets the run of empty polls (it is a notice, not state)
     _empty_selectors: EmptySelectorWatch = field(default_factory=EmptySelectorWatch)
+    _policy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         if self._host_limits is None:
@@ -160,18 +161,21 @@ class Pipeline:
         new_items = await self._new_items(source, parsed.items)
         baseline = not state.baseline_done and self.config.baseline_of(source)
         candidates = () if baseline else self._alerts_for(source, new_items, now)
-        decided = await self._decide(candidates, now)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
-        result = PollResult(
-            state=new_state,
-            items=new_items,
-            digest_entries=decided.digest_entries,
-            records=decided.records,
-            entries=decided.entries,
-            stories=decided.stories,
-        )
-        enqueued = await self.store.commit_poll(result, now)
+        # one decide-and-commit at a time: two sources polled together with the same
+        # story must see each other's story, or each would open a thread of its own
+        async with self._policy_lock:
+            decided = await self._decide(candidates, now)
+            result = PollResult(
+                state=new_state,
+                items=new_items,
+                digest_entries=decided.digest_entries,
+                records=decided.records,
+                entries=decided.entries,
+                stories=decided.stories,
+            )
+            enqueued = await self.store.commit_poll(result, now)
         if enqueued:
             self.on_enqueued()
         outcome = PollOutcome(

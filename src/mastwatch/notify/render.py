@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -282,3 +283,108 @@ def console_text(alert: Alert) -> str:
     if summary:
         lines.append(f"  {summary}")
     return "\n".join(lines)
+
+
+# --- stories: Slack threads, updates, escalations, flood summaries (issue 5, P1) -----------
+
+
+def _sources_line(info: Mapping[str, Any]) -> str:
+    names = [clean_line(str(n)) for n in info.get("sources") or ()]
+    if not names:
+        return ""
+    noun = "source" if len(names) == 1 else "sources"
+    return f"Reported by {len(names)} {noun}: " + ", ".join(names)
+
+
+def story_alert(alert: Alert, info: Mapping[str, Any]) -> Alert:
+    """The story's first message as it should read now: its title and link, its tier."""
+    link = info.get("link")
+    sources = info.get("sources") or [alert.source_name]
+    return replace(
+        alert,
+        title=str(info.get("title") or alert.title),
+        link=str(link) if link else None,
+        tier=str(info.get("tier") or alert.tier),
+        source_name=str(sources[0]),
+    )
+
+
+def slack_update(alert: Alert, info: Mapping[str, Any], *, mention: bool) -> SlackMessage:
+    """The parent message re-rendered with the story's sources (and escalation)."""
+    message = slack_message(story_alert(alert, info), mention=mention)
+    lines = [_sources_line(info)]
+    if info.get("escalation"):
+        lines.append(f"Escalated: {clean_line(str(info['escalation']))}")
+    extra = slack_escape(" · ".join(line for line in lines if line))
+    if not extra:
+        return message
+    block = {"type": "context", "elements": [{"type": "mrkdwn", "text": extra}]}
+    text = cap_mrkdwn(f"{message.text}\n{extra}", SLACK_TEXT_MAX)
+    return SlackMessage(text=text, blocks=[*message.blocks, block])
+
+
+def slack_reply(alert: Alert, info: Mapping[str, Any]) -> SlackMessage:
+    """``Also reported by <source>: <title>`` in the story's thread."""
+    source = slack_escape(clean_line(str(info.get("source") or alert.source_name)))
+    text = cap_mrkdwn(f"Also reported by *{source}*: {_slack_title_line(alert)}", 3000)
+    return SlackMessage(text=text, blocks=[_mrkdwn_section(text)])
+
+
+def slack_escalation(info: Mapping[str, Any], *, mention: bool) -> SlackMessage:
+    before, after = clean_line(str(info.get("from", "?"))), clean_line(str(info.get("to", "?")))
+    reason = slack_escape(clean_line(str(info.get("reason", ""))))
+    prefix = "<!here> " if mention else ""
+    text = f"{prefix}{_emoji(after)} Escalated {before} → {after}: {reason}"
+    text = cap_mrkdwn(text, SLACK_BLOCK_TEXT_MAX)
+    return SlackMessage(text=text, blocks=[_mrkdwn_section(text)])
+
+
+def _summary_lines(info: Mapping[str, Any]) -> tuple[str, list[tuple[str, str | None, str]]]:
+    items = [i for i in info.get("items") or () if isinstance(i, Mapping)]
+    count = int(info.get("count") or len(items))
+    head = (
+        f"{count} more alert{'s' if count != 1 else ''} of rule "
+        f"{clean_line(str(info.get('rule', '?')))} in the hour {clean_line(str(info.get('hour')))}"
+        " (flood guard)"
+    )
+    rows = [
+        (
+            truncate(clean_line(str(i.get("title") or "(untitled)")), TITLE_MAX),
+            safe_url(str(i.get("link") or "")),
+            clean_line(str(i.get("source") or "")),
+        )
+        for i in items
+    ]
+    return head, rows
+
+
+def slack_summary(info: Mapping[str, Any]) -> SlackMessage:
+    head, rows = _summary_lines(info)
+    lines = [f"*{slack_escape(head)}*"]
+    for title, url, source in rows:
+        shown = f"<{url}|{slack_escape(title)}>" if url else slack_escape(title)
+        lines.append(f"• {shown} ({slack_escape(source)})")
+    text = cap_mrkdwn("\n".join(lines), SLACK_BLOCK_TEXT_MAX)
+    return SlackMessage(text=text, blocks=[_mrkdwn_section(text)])
+
+
+def _mrkdwn_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def plain_alert(alert: Alert, kind: str, info: Mapping[str, Any]) -> Alert:
+    """An escalation or a flood summary as an alert, for email and the console (which
+    have no threads): the escalation's reason or the summarised titles in the summary."""
+    if kind == "escalation":
+        after = str(info.get("to") or alert.tier)
+        return replace(
+            alert,
+            tier=after,
+            title=f"Escalated to {after}: {alert.title}",
+            summary=f"{info.get('reason', '')}. {alert.summary}".strip(" ."),
+        )
+    if kind == "summary":
+        head, rows = _summary_lines(info)
+        listed = "; ".join(f"{title} ({source})" for title, _, source in rows)
+        return replace(alert, title=head, link=None, summary=listed)
+    return alert

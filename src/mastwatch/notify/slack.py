@@ -41,7 +41,11 @@ from mastwatch.notify.render import (
     SLACK_HEADER_MAX,
     SLACK_TEXT_MAX,
     SlackMessage,
+    slack_escalation,
     slack_message,
+    slack_reply,
+    slack_summary,
+    slack_update,
 )
 
 log = structlog.get_logger(__name__)
@@ -69,6 +73,10 @@ PERMANENT_API_ERRORS = frozenset(
         "team_access_not_granted",
         "not_allowed_token_type",
         "invalid_arguments",
+        # chat.update of a story's parent message
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
     }
 )
 # Incoming-webhook answers (plain-text bodies) that no retry can fix.
@@ -232,18 +240,53 @@ class SlackNotifier:
         return f"SlackNotifier(mode={mode}, base_url={self._base_url!r})"
 
     async def send(self, delivery: Delivery) -> str | None:
-        """Post one alert; return the message ``ts`` (``None`` for a webhook)."""
-        message = slack_message(delivery.alert, mention=delivery.alert.tier in self.mention_tiers)
+        """Post one message; return the message ``ts`` (``None`` for a webhook).
+
+        A story's parent returns ``"<ts> <channel id>"``: replies thread on the ts, and
+        ``chat.update`` needs the channel's id, not its name."""
+        message = self._render(delivery)
         target = delivery.target
         async with self._pacer.lock(target):
             await self._pacer.wait_turn(target)
             try:
                 if self._webhook_url is None:
-                    return await self._post_api(target, message)
+                    return await self._send_api(delivery, message)
+                if delivery.kind == "update":
+                    return None  # an incoming webhook cannot edit a message
                 await self._post_webhook(self._webhook_url, message)
                 return None  # a webhook answers "ok", with no message ts
             finally:
                 self._pacer.mark(target)
+
+    def _render(self, delivery: Delivery) -> SlackMessage:
+        alert, info = delivery.alert, delivery.info
+        mention = alert.tier in self.mention_tiers
+        if delivery.kind == "reply":
+            return slack_reply(alert, info)
+        if delivery.kind == "update":
+            return slack_update(alert, info, mention=False)
+        if delivery.kind == "escalation":
+            return slack_escalation(info, mention=str(info.get("to")) in self.mention_tiers)
+        if delivery.kind == "summary":
+            return slack_summary(info)
+        return slack_message(alert, mention=mention)
+
+    async def _send_api(self, delivery: Delivery, message: SlackMessage) -> str | None:
+        thread = delivery.thread_ts
+        if delivery.kind == "update":
+            if thread is None:
+                return None  # no parent to update (its post failed for good): nothing to do
+            channel = str(delivery.info.get("parent_channel") or delivery.target)
+            return await self._post_api(channel, message, method="update", ts=thread)
+        extra: dict[str, Any] = {}
+        if thread is not None and delivery.kind in ("reply", "escalation"):
+            extra["thread_ts"] = thread
+            # an escalation is news for the whole channel, not only for the thread
+            extra["reply_broadcast"] = delivery.kind == "escalation"
+        posted = await self._post_api(delivery.target, message, **extra)
+        if delivery.kind == "parent" and posted is not None:
+            return posted  # "<ts> <channel id>"
+        return posted.split(" ", 1)[0] if posted else None
 
     async def close(self) -> None:
         """Close the HTTP session (idempotent)."""
@@ -259,7 +302,10 @@ class SlackNotifier:
             )
         return self._session
 
-    async def _post_api(self, target: str, message: SlackMessage) -> str | None:
+    async def _post_api(
+        self, target: str, message: SlackMessage, *, method: str = "post", **extra: Any
+    ) -> str | None:
+        """``chat.postMessage`` (or ``chat.update``); returns ``"<ts> <channel id>"``."""
         client = AsyncWebClient(
             token=self._token,
             base_url=self._base_url,
@@ -268,21 +314,29 @@ class SlackNotifier:
             retry_handlers=_retry_handlers(),
         )
         try:
-            response = await client.chat_postMessage(
-                channel=target,
-                text=message.text,
-                blocks=message.blocks,
-                parse="none",
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            if method == "update":
+                response = await client.chat_update(
+                    channel=target, text=message.text, blocks=message.blocks, parse="none", **extra
+                )
+            else:
+                response = await client.chat_postMessage(
+                    channel=target,
+                    text=message.text,
+                    blocks=message.blocks,
+                    parse="none",
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    **extra,
+                )
         except SlackApiError as err:
             raise classify_api_error(err) from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise RetryableDeliveryError(f"slack api: {type(err).__name__}: {err}") from err
         ts = response.get("ts")
-        log.debug("slack_posted", channel=target, ts=ts)
-        return str(ts) if ts is not None else None
+        log.debug("slack_posted", channel=target, ts=ts, method=method)
+        if ts is None:
+            return None
+        return f"{ts} {response.get('channel') or target}"
 
     async def _post_webhook(self, url: str, message: SlackMessage) -> None:
         client = AsyncWebhookClient(

@@ -20,6 +20,7 @@ import json
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -53,6 +54,8 @@ class PostedMessage:
     unfurl_links: bool | None = None
     unfurl_media: bool | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    thread_ts: str | None = None  # a reply in a thread (chat.postMessage)
+    reply_broadcast: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,21 @@ class LocalSlackServer:
                 await self._arrived.wait()
         return list(self.messages)
 
+    async def wait_until(
+        self,
+        done: Callable[[LocalSlackServer], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """Wait until ``done(self)`` holds after some post or update; ``TimeoutError`` if not."""
+        async with asyncio.timeout(timeout):
+            while not done(self):
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    def replies(self, ts: str) -> list[PostedMessage]:
+        """The messages posted in the thread of ``ts``."""
+        return [m for m in self.messages if m.thread_ts == ts]
+
     # --- request handling --------------------------------------------------------
 
     def _next_ts(self) -> str:
@@ -218,7 +236,7 @@ class LocalSlackServer:
             return body if isinstance(body, dict) else {}
         form = await request.post()
         data: dict[str, Any] = {key: str(value) for key, value in form.items()}
-        for key in ("blocks", "unfurl_links", "unfurl_media"):
+        for key in ("blocks", "unfurl_links", "unfurl_media", "reply_broadcast"):
             if key in data:  # form posts carry JSON-encoded structures and booleans
                 data[key] = json.loads(data[key])
         return data
@@ -266,6 +284,7 @@ class LocalSlackServer:
         elif method == "chat.update":
             message = self._message(request, body, "chat.update", str(body.get("ts", "")))
             self.updates.append(message)
+            self._arrived.set()
         else:
             return {"ok": False, "error": "unknown_method"}
         return {
@@ -290,6 +309,8 @@ class LocalSlackServer:
             unfurl_links=body.get("unfurl_links"),
             unfurl_media=body.get("unfurl_media"),
             headers=dict(request.headers),
+            thread_ts=str(body["thread_ts"]) if body.get("thread_ts") else None,
+            reply_broadcast=_flag(body.get("reply_broadcast")),
         )
 
     async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
@@ -310,3 +331,9 @@ class LocalSlackServer:
         self.messages.append(self._message(request, body, "webhook", self._next_ts()))
         self._arrived.set()
         return web.Response(text="ok")
+
+
+def _flag(value: object) -> bool | None:
+    if value is None:
+        return None
+    return value is True or str(value).lower() in {"1", "true"}

@@ -1,0 +1,88 @@
+"""The alert policy end to end: the real daemon, loopback feeds, the local Slack server
+and aiosmtpd. One story from three sources: one parent message, two thread replies,
+updates of the parent, and an escalation when the third source corroborates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from daemon_fixtures import Servers, run_once, source, write_config
+from mastwatch.testing.feeds import rss
+
+STORY = [
+    ("nhk", "Japan trims its holdings of US Treasuries", "https://nhk.example/a/1"),
+    ("reuters", "Japan trims its holdings of US Treasuries - Reuters", "https://r.example/x"),
+    ("kyodo", "Japan trims its holdings of US Treasuries (Kyodo)", "https://k.example/y?id=9"),
+]
+ESCALATION = {"escalation__tiers__high": {"sources": 3, "window": "1h", "to": "critical"}}
+
+
+def _feed(title: str, link: str) -> bytes:
+    item = {"title": title, "link": link, "guid": link, "description": "Holdings fell."}
+    return rss([item])
+
+
+def _config(tmp_path: Path, servers: Servers, count: int, **extra: Any) -> Path:
+    sources = [source(servers, f"/{sid}.xml", sid) for sid, _, _ in STORY[:count]]
+    return write_config(tmp_path, servers, sources, **{**ESCALATION, **extra})
+
+
+async def test_one_story_from_three_sources_threads_and_escalates(
+    tmp_path: Path, servers: Servers
+) -> None:
+    for sid, title, link in STORY:
+        servers.feeds.add_feed(f"/{sid}.xml", _feed(title, link))
+
+    for count in (1, 2, 3):  # the sources publish one after another
+        await run_once(_config(tmp_path, servers, count))
+
+    slack = servers.slack
+    high = [m for m in slack.messages if m.channel == "#high"]
+    parents = [m for m in high if m.thread_ts is None]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert "nhk.example/a/1" in str(parent.text)
+    replies = slack.replies(parent.ts)
+    also = [m for m in replies if "Also reported by" in str(m.text)]
+    assert [m.text.split("*")[1] for m in also if m.text] == ["Feed reuters", "Feed kyodo"]
+    escalated = [m for m in replies if "Escalated high → critical" in str(m.text)]
+    assert len(escalated) == 1
+    assert "reported by 3 sources within 1h" in str(escalated[0].text)
+    assert escalated[0].reply_broadcast is True
+    # the parent was updated with each new source; the last update shows the escalation
+    updates = [u for u in slack.updates if u.ts == parent.ts]
+    assert len(updates) == 2
+    assert "Reported by 2 sources" in str(updates[0].text)
+    assert "Reported by 3 sources: Feed nhk, Feed reuters, Feed kyodo" in str(updates[1].text)
+    assert "[CRITICAL]" in str(updates[1].text)
+    # the escalated story reaches the critical route's receivers once, as a new thread
+    crit = [m for m in slack.messages if m.channel == "#crit"]
+    assert len(crit) == 1
+    assert crit[0].thread_ts is None
+    assert [list(m.rcpt_tos) for m in servers.smtp.messages] == [["desk@example.com"]]
+
+
+async def test_email_does_not_repeat_a_story(tmp_path: Path, servers: Servers) -> None:
+    titles = ["US raises tariff on Japanese autos", "US raises tariff on Japanese autos - AP"]
+    for (sid, _, link), title in zip(STORY, titles, strict=False):
+        servers.feeds.add_feed(f"/{sid}.xml", _feed(title, link))
+
+    await run_once(_config(tmp_path, servers, 1))
+    await run_once(_config(tmp_path, servers, 2))
+
+    assert len(servers.smtp.messages) == 1  # the critical tier mails; the story once
+    crit = [m for m in servers.slack.messages if m.channel == "#crit"]
+    assert [m.thread_ts is None for m in crit] == [True, False]
+    assert crit[1].thread_ts == crit[0].ts
+
+
+async def test_critical_inhibits_the_high_alert_of_the_same_item(
+    tmp_path: Path, servers: Servers
+) -> None:
+    item = ("nhk", "Tariff on autos and US Treasuries sale threatened", "https://n.example/1")
+    servers.feeds.add_feed("/nhk.xml", _feed(item[1], item[2]))
+
+    await run_once(_config(tmp_path, servers, 1))
+
+    assert [m.channel for m in servers.slack.messages] == ["#crit"]  # not also #high
