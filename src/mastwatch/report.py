@@ -115,7 +115,15 @@ async def _print_alerts(store: SQLiteStore, alerts: Sequence[Alert], out: TextIO
             file=out,
         )
         sent = " · ".join(f"{c} {t}: {s}" for c, t, s in deliveries.get(alert.id, ()))
-        print(f"      {clean(alert.link) or alert.item_key}  {sent or 'no receivers'}", file=out)
+        held = await _disposition(store, alert.id)  # e.g. silenced:<id>, digest, throttled
+        where = " · ".join(part for part in (sent, "" if held == "sent" else held) if part)
+        print(f"      {clean(alert.link) or alert.item_key}  {where or 'no receivers'}", file=out)
+
+
+async def _disposition(store: SQLiteStore, alert_id: str) -> str:
+    """What the alert policy did with an alert ("sent", "silenced:<silence id>", …)."""
+    found = await store.alert_disposition(alert_id)
+    return "sent" if found is None else found[1]
 
 
 async def print_alerts(
@@ -134,6 +142,7 @@ async def print_alerts(
                 "item": alert.item_key,
                 "title": alert.title,
                 "link": alert.link,
+                "disposition": await _disposition(store, alert.id),
                 "deliveries": [
                     {"channel": c, "target": t, "state": s} for c, t, s in deliveries[alert.id]
                 ],

@@ -4,12 +4,17 @@ would call it at."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from daemon_fixtures import Servers, write_config
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from daemon_fixtures import Servers, source, write_config
 from mastwatch.app import Daemon
 from mastwatch.model import Alert, DigestEntry, Item, PollResult, SourceState
+from mastwatch.testing.feeds import rss
 
 # 07:00 Asia/Tokyo is 22:00 UTC the day before
 MORNING_1 = datetime(2025, 3, 1, 22, 0, 5, tzinfo=UTC)  # just after the 2 March digest
@@ -20,8 +25,10 @@ QUEUED_2 = datetime(2025, 3, 2, 3, 0, tzinfo=UTC)  # during the 3 March period
 DIGEST = {"id": "morning", "cron": "0 7 * * *", "timezone": "Asia/Tokyo"}
 
 
-def digest_config(tmp_path: Path, servers: Servers) -> Path:
-    path = write_config(tmp_path, servers, [])
+def digest_config(
+    tmp_path: Path, servers: Servers, sources: Sequence[Mapping[str, Any]] = ()
+) -> Path:
+    path = write_config(tmp_path, servers, sources)
     with path.open("a", encoding="utf-8") as out:
         out.write(
             '[[digests]]\nid = "morning"\ntitle = "Morning digest"\ncron = "0 7 * * *"\n'
@@ -112,3 +119,71 @@ async def test_an_empty_period_sends_nothing(tmp_path: Path, servers: Servers) -
         assert await daemon.store.digest_claims("morning") == []
     assert servers.smtp.messages == []
     assert servers.slack.messages == []
+
+
+TREASURIES = {
+    "title": "Japan trims its holdings of US Treasuries",
+    "link": "https://news.example.org/a/2",
+    "guid": "a-2",
+    "description": "Holdings fell for a third month.",
+}
+TARIFF = {
+    "title": "US raises tariff on Japanese autos to 25%",
+    "link": "https://news.example.org/a/1",
+    "guid": "a-1",
+    "description": "The decision takes effect next month.",
+}
+QUIET_ROUTES = """
+[receivers.desk]
+slack = ["#desk"]
+
+[routes]
+receivers = ["desk"]
+
+[[routes.routes]]
+match = { tier = "high" }
+receivers = ["desk"]
+quiet_hours = { start = "22:00", end = "07:00", timezone = "Asia/Tokyo", defer = "digest:morning" }
+"""
+
+
+async def test_quiet_hours_defer_to_the_digest(tmp_path: Path, servers: Servers) -> None:
+    servers.feeds.add_feed("/wire.xml", rss([TARIFF, TREASURIES]))
+    config = digest_config(tmp_path, servers, [source(servers, "/wire.xml")])
+    with config.open("a", encoding="utf-8") as out:
+        out.write(QUIET_ROUTES)
+    clock = [datetime(2025, 3, 1, 14, 0, tzinfo=UTC)]  # 23:00 in Tokyo
+    async with Daemon(config, clock=lambda: clock[0]) as daemon:
+        assert await daemon.run_once() == 0
+        # critical is let through at night; high waits for the morning digest
+        assert [m.channel for m in servers.slack.messages] == ["#desk"]
+        assert "tariff" in (servers.slack.messages[0].text or "")
+        assert servers.smtp.messages == []
+        clock[0] = MORNING_1  # the scheduler calls the job at 07:00 Tokyo time
+        assert await daemon.send_digest("morning") == 1
+        await daemon.messages.drain(15)
+
+    [mail] = servers.smtp.messages
+    assert mail.message["Subject"] == "Morning digest: 1 alerts, 2025-03-02 07:00"
+    text = mail.message.get_body(("plain",))
+    assert text is not None
+    assert "Japan trims its holdings of US Treasuries" in text.get_content()
+    assert "tariff" not in text.get_content()
+    assert [m.channel for m in servers.slack.messages] == ["#desk", "#digest"]
+
+
+async def test_each_digest_is_a_cron_job_in_its_time_zone(tmp_path: Path, servers: Servers) -> None:
+    config = digest_config(tmp_path, servers)
+    async with Daemon(config) as daemon:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        daemon._sync_jobs(scheduler)  # what run_forever and every reload do
+        scheduler.start(paused=True)
+        try:
+            job = scheduler.get_job("digest:morning")
+            assert job is not None
+            when = job.next_run_time
+            assert (when.hour, when.minute, when.utcoffset()) == (7, 0, timedelta(hours=9))
+            await daemon.reload()  # a reload keeps the digest's job
+            assert scheduler.get_job("digest:morning") is not None
+        finally:
+            scheduler.shutdown(wait=False)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from datetime import UTC, datetime
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon_fixtures import Servers, write_config
+from daemon_fixtures import Servers, run_once, source, write_config
 from mastwatch.cli import main
+from mastwatch.model import Alert
 from mastwatch.store.sqlite import SQLiteStore
+from mastwatch.testing.feeds import rss
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "alerting.md"
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\dZ")
@@ -104,3 +107,46 @@ async def test_expiring_an_unknown_silence_fails(
     config = write_config(tmp_path, servers, [])
     assert await _run(["silence", "expire", "--config", str(config), "nope"]) == 1
     assert "no active silence 'nope'" in capsys.readouterr().err
+
+
+TARIFF = {
+    "title": "US raises tariff on Japanese autos to 25%",
+    "link": "https://news.example.org/a/1",
+    "guid": "a-1",
+    "description": "The decision takes effect next month.",
+}
+TREASURIES = {
+    "title": "Japan trims its holdings of US Treasuries",
+    "link": "https://news.example.org/a/2",
+    "guid": "a-2",
+    "description": "Holdings fell for a third month.",
+}
+
+
+async def test_a_silence_suppresses_delivery_but_the_alert_is_recorded(
+    tmp_path: Path, servers: Servers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    servers.feeds.add_feed("/wire.xml", rss([TARIFF, TREASURIES]))
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")])
+    add = ["silence", "add", "--config", str(config), "--match", "rule=trade-tariffs"]
+    assert (
+        await _run([*add, "--match", "source=wire", "--for", "1h", "--comment", "retracted"]) == 0
+    )
+    silence_id = capsys.readouterr().out.strip()
+
+    daemon = await run_once(config)  # a separate process from the CLI: the store is shared
+
+    assert [m.channel for m in servers.slack.messages] == ["#high"]  # treasuries only
+    assert servers.smtp.messages == []  # the critical tier's mailbox got nothing either
+    async with SQLiteStore(tmp_path / "state" / "mastwatch.db") as store:
+        tariff = Alert.make_id("wire", "guid:a-1", "trade-tariffs")
+        found = await store.alert_disposition(tariff)
+        assert found is not None
+        assert found[1] == f"silenced:{silence_id}"
+    assert daemon.config.store.path.name == "mastwatch.db"
+    assert await _run(["alerts", "--config", str(config), "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["rule"]: r["disposition"] for r in records} == {
+        "trade-tariffs": f"silenced:{silence_id}",
+        "us-treasuries": "sent",
+    }
