@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     from mastwatch.policy.silence_cli import add_silence_parser  # noqa: PLC0415
 
     add_silence_parser(sub)
+    from mastwatch.policy.routes_cli import add_routes_parser  # noqa: PLC0415
+
+    add_routes_parser(sub)
     return parser
 
 
@@ -89,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "alerts": cmd_report,
         "replay": cmd_report,
         "silence": cmd_silence,
+        "routes": cmd_routes,
     }
     try:
         return commands[args.command](args)
@@ -417,6 +421,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_silence(args: argparse.Namespace) -> int:
     from mastwatch.policy.silence_cli import cmd_silence as run  # noqa: PLC0415
+
+    return run(args)
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    from mastwatch.policy.routes_cli import cmd_routes as run  # noqa: PLC0415
 
     return run(args)
 

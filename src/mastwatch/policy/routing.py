@@ -64,12 +64,20 @@ def _walk(route: Route, facts: Facts) -> tuple[Route, ...]:
     return tuple(found) or (route,)
 
 
+def _own_receivers(config: RouteConfig, parent: Route) -> tuple[str, ...]:
+    """A route's receivers, else its parent's; a route to a digest inherits none (it
+    collects instead of sending)."""
+    if config.receivers is not None:
+        return config.receivers
+    return () if config.digest is not None else parent.receivers
+
+
 def _resolve(config: RouteConfig, parent: Route | None, path: str) -> Route:
     inherited = parent or Route(path="", match={}, receivers=())
     route = Route(
         path=path,
         match=config.wanted(),
-        receivers=config.receivers if config.receivers is not None else inherited.receivers,
+        receivers=_own_receivers(config, inherited),
         continue_=config.continue_,
         group_wait=config.group_wait if config.group_wait is not None else inherited.group_wait,
         repeat_interval=config.repeat_interval or inherited.repeat_interval,
