@@ -10,6 +10,7 @@ import pytest
 from mastwatch.config import NoticesConfig
 from mastwatch.model import Message
 from mastwatch.policy.notices import Notice, Notices, notice_messages, source_transition
+from mastwatch.sources.page import EmptySelectorWatch, PageSelectors
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -75,3 +76,15 @@ async def test_a_failing_source_is_noticed_once_and_its_recovery_once() -> None:
         "[mastwatch NOTICE] source mof is failing",
         "[mastwatch RECOVERED] source mof is failing",
     ]
+
+
+def test_selector_watch_state_for_the_notice() -> None:
+    selectors = PageSelectors(item="li.news", title="a", link="a", date=".date")
+    watch = EmptySelectorWatch(threshold=3)
+    states = []
+    for empty in [(), ("date",), ("date",), ("date",), ("date",), (), ("date",)]:
+        watch.observe("mof", selectors, empty)
+        states.append(watch.state("mof"))
+    # "ok" clears, "empty" raises, None (a run not yet long enough) changes nothing
+    assert states == ["ok", None, None, "empty", "empty", "ok", None]
+    assert watch.state("never-polled") is None
