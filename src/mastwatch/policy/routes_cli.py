@@ -50,7 +50,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"mastwatch routes test: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    print("\n".join(test_lines(routing, facts)))
+    print("\n".join(explain_lines(routing, facts)))
     return EXIT_OK
 
 
@@ -69,7 +69,7 @@ def parse_facts(pairs: list[str]) -> tuple[dict[str, tuple[str, ...]], list[str]
     return facts, problems
 
 
-def test_lines(routing: Routing, facts: dict[str, tuple[str, ...]]) -> list[str]:
+def explain_lines(routing: Routing, facts: dict[str, tuple[str, ...]]) -> list[str]:
     """What ``routes test`` prints: each matching route, then each receiver's targets."""
     lines = []
     for route in routing.routes_for(facts):
