@@ -102,3 +102,99 @@ class SilenceStoreContract:
         assert [s.id for s in await store.list_silences(at(7200), expired=True)] == ["s1", "s2"]
         assert (await store.list_silences(at(7200), expired=True))[0].ends_at == at(7200)
         assert at(0) == T0
+
+
+# -- P1: stories, message kinds, dispositions ----------------------------------------------
+
+
+def story_poll(*names: str, at_seconds: float = 0, **entry: Any) -> Any:
+    """A poll whose items open / join one story, each alert sent as a Slack parent."""
+    from mastwatch.model import (  # noqa: PLC0415
+        AlertRecord,
+        MessageKind,
+        OutboxEntry,
+        Receiver,
+        Report,
+        Story,
+    )
+
+    items = [make_item(name) for name in names]
+    alerts = [make_alert(item, created_at=at(at_seconds)) for item in items]
+    story = Story(
+        id="story-1",
+        title="日米関税協議",
+        link="https://example.go.jp/a",
+        link_key="example.go.jp/a",
+        signature=(1, 2**60, 3),
+        tier="high",
+        reports=(Report("mof", "Ministry of Finance", at(0)), Report("nhk", "NHK", at(5))),
+        first_seen_at=at(0),
+        last_seen_at=at(at_seconds),
+    )
+    kind = entry.pop("kind", MessageKind.PARENT)
+    entries = tuple(
+        OutboxEntry(alert, Receiver("slack", "#desk"), kind, story_id="story-1", **entry)
+        for alert in alerts
+    )
+    records = tuple(AlertRecord(alert, "story-1", "sent") for alert in alerts)
+    poll = make_poll(*items, receivers=())
+    return type(poll)(
+        state=poll.state, items=poll.items, records=records, entries=entries, stories=(story,)
+    )
+
+
+class StoryStoreContract:
+    async def test_stories_and_what_was_sent_come_back_for_decide(self, store: Any) -> None:
+        assert await store.commit_poll(story_poll("a"), at(0)) == 1
+        rows = await store.policy_rows(at(60), 3600.0, ["tariffs", "other"])
+        (story,) = rows.stories
+        assert story.signature == (1, 2**60, 3)
+        assert story.source_names == ("Ministry of Finance", "NHK")
+        assert story.reports[1].at == at(5)
+        assert rows.told == {"story-1": frozenset({("slack", "#desk")})}
+        assert rows.last_alert == {("tariffs", "story-1"): at(0)}
+        assert rows.sent_last_hour == {"tariffs": 1, "other": 0}
+        later = await store.policy_rows(at(7200), 3600.0, ["tariffs"])
+        assert later.stories == ()  # the story window has passed
+        assert later.sent_last_hour == {"tariffs": 0}
+
+    async def test_a_known_item_records_and_enqueues_nothing(self, store: Any) -> None:
+        await store.commit_poll(story_poll("a"), at(0))
+        assert await store.commit_poll(story_poll("a"), at(10)) == 0
+        assert len(await store.delivery_rows()) == 1
+
+    async def test_deliveries_carry_kind_story_and_the_parent_ts(self, store: Any) -> None:
+        from mastwatch.model import MessageKind  # noqa: PLC0415
+
+        await store.commit_poll(story_poll("a"), at(0))
+        reply = story_poll("b", kind=MessageKind.REPLY, info=(("source", "NHK"),))
+        await store.commit_poll(reply, at(1))
+        parent, follow = await store.delivery_rows()
+        assert (parent.kind, follow.kind) == ("parent", "reply")
+        assert follow.story_id == "story-1"
+        assert follow.info == {"source": "NHK"}
+        assert await store.story_parent("story-1", "slack", "#desk") == ("pending", None)
+        await store.mark_sent(parent.id, at(2), "1700000000.000100 C123")
+        assert await store.story_parent("story-1", "slack", "#desk") == (
+            "sent",
+            "1700000000.000100 C123",
+        )
+        assert await store.story_parent("story-1", "slack", "#other") is None
+
+    async def test_flood_summaries_gather_in_one_row(self, store: Any) -> None:
+        from mastwatch.model import MessageKind  # noqa: PLC0415
+
+        due = at(3600)
+        summary = {"kind": MessageKind.SUMMARY, "due_at": due, "group_key": "flood:tariffs:h"}
+        await store.commit_poll(story_poll("a", "b", **summary), at(0))
+        await store.commit_poll(story_poll("c", **summary), at(10))
+        (row,) = await store.delivery_rows()
+        assert row.kind == "summary"
+        assert [i["title"] for i in row.info["items"]] == [
+            "日米関税協議 a",
+            "日米関税協議 b",
+            "日米関税協議 c",
+        ]
+        assert row.info["count"] == 3
+        assert await store.claim_deliveries(at(60), 10, 30) == []  # due at the hour's end
+        assert len(await store.claim_deliveries(due, 10, 30)) == 1

@@ -30,7 +30,7 @@ from store_contract import (
     make_item,
     make_poll,
 )
-from store_contract_policy import DigestStoreContract, SilenceStoreContract
+from store_contract_policy import DigestStoreContract, SilenceStoreContract, StoryStoreContract
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 LATEST = len(load_migrations(MIGRATIONS_PACKAGE))  # the schema version a fresh file reaches
@@ -46,7 +46,9 @@ def store_factory(db_path: Path) -> StoreFactory:
     return functools.partial(SQLiteStore, db_path)
 
 
-class TestSQLiteStoreContract(StoreContract, DigestStoreContract, SilenceStoreContract):
+class TestSQLiteStoreContract(
+    StoreContract, DigestStoreContract, SilenceStoreContract, StoryStoreContract
+):
     migrations_package = MIGRATIONS_PACKAGE
     integrity_error = sqlite3.IntegrityError
 
