@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +52,9 @@ class DeliveryWorker:
     settings: DeliveryConfig
     clock: Clock = utc_now
     metrics: Metrics = field(default_factory=Metrics)
+    # told each settled delivery: None when sent, the error when it failed for good (the
+    # daemon raises / clears an operator notice with it)
+    on_settled: Callable[[Delivery, str | None], Awaitable[None]] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[int] = field(default_factory=set)
 
@@ -136,6 +139,7 @@ class DeliveryWorker:
         else:
             await self.store.mark_sent(delivery.id, self.clock(), detail)
             self.metrics.delivery_done(delivery, "sent", self.clock())
+            await self._settled(delivery, None)
             log.info(
                 "alert_sent",
                 delivery=delivery.id,
@@ -185,9 +189,18 @@ class DeliveryWorker:
             error=error[:300],
         )
 
+    async def _settled(self, delivery: Delivery, error: str | None) -> None:
+        if self.on_settled is None:
+            return
+        try:
+            await self.on_settled(delivery, error)
+        except Exception:  # a notice must never stop deliveries
+            log.exception("delivery_settled_hook_failed", delivery=delivery.id)
+
     async def _fail(self, delivery: Delivery, error: str) -> None:
         await self.store.mark_failed(delivery.id, self.clock(), error[:500])
         self.metrics.delivery_done(delivery, "failed")
+        await self._settled(delivery, error[:500])
         # an operator notice: this alert will not arrive at this receiver without a fix
         log.error(
             "delivery_failed",
