@@ -248,7 +248,8 @@ class OutboxEntry:
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
     """An alert as recorded, with its story and what became of it: ``sent``,
-    ``threaded``, ``digest``, ``silenced:<id>``, ``inhibited``, ``throttled``, ``flooded``."""
+    ``threaded``, ``digest``, ``silenced:<id>``, ``inhibited``, ``throttled``, ``flooded``,
+    ``unrouted``."""
 
     alert: Alert
     story_id: str | None

@@ -331,3 +331,23 @@ def test_routing_tree_quiet_hours_and_digests(
     assert {(e.receiver.channel, e.receiver.target) for e in decided.entries} == expected
     assert {e.due_at for e in decided.entries} <= {due}
     assert [d.digest_id for d in decided.digest_entries] == ([digest] if digest else [])
+
+
+def test_a_critical_story_inhibits_later_high_alerts_but_threads_the_source() -> None:
+    cfg = config()
+    first, second = run_sequence(
+        cfg,
+        [
+            (timedelta(0), [cand("nhk", tier="critical", rule="sanction")]),
+            (timedelta(minutes=5), [cand("reuters", tier="high")]),
+        ],
+    )
+    assert first.records[0].disposition == "sent"
+    assert second.records[0].disposition == "inhibited"
+    assert kinds(second) == [("reply", "slack", "#urgent"), ("update", "slack", "#urgent")]
+
+
+def test_an_alert_no_route_sends_is_recorded_unrouted() -> None:
+    decided = decide([cand("nhk", tier="unknown")], state(config()), T0)
+    assert decided.entries == ()
+    assert decided.records[0].disposition == "unrouted"

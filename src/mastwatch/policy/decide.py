@@ -162,6 +162,7 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
             alert.tier
         ) > work.rank(story.tier):
             work.records.append(AlertRecord(alert, story.id, "inhibited"))
+            lead = lead or work.records[-1]  # its new source still replies in the threads
             continue
         facts = alert_facts(alert, candidate.source_tags, candidate.labels)
         silence = silenced_by(work.state.silences, facts, work.now)
@@ -172,17 +173,14 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
         lead = lead or work.records[-1]
     if lead is None or lead.disposition.startswith("silenced:"):
         return
-    if (
-        _follow_up(
-            work,
-            lead,
-            story,
-            told_before,
-            new_source=known_before and new_source,
-            escalation=escalation,
-        )
-        and lead.disposition == "throttled"
-    ):
+    if _follow_up(
+        work,
+        lead,
+        story,
+        told_before,
+        new_source=known_before and new_source,
+        escalation=escalation,
+    ) and lead.disposition in ("throttled", "unrouted"):
         work.records[work.records.index(lead)] = replace(lead, disposition="threaded")
 
 
@@ -324,7 +322,7 @@ def _route_alert(
     if (fresh or not known) and work.sent.get(alert.rule_id, 0) >= limit:
         _flooded(work, alert, story, routes)
         return
-    outcome = "throttled"
+    outcome = "unrouted"
     for route in routes:
         outcome = _better(outcome, _deliver_route(work, alert, story, route, fresh=fresh))
     if outcome == "sent":
@@ -333,7 +331,7 @@ def _route_alert(
     work.records.append(AlertRecord(alert, story.id, outcome))
 
 
-_OUTCOME_ORDER = ("sent", "digest", "threaded", "throttled")
+_OUTCOME_ORDER = ("sent", "digest", "threaded", "throttled", "unrouted")
 
 
 def _better(a: str, b: str) -> str:
@@ -353,8 +351,9 @@ def _deliver_route(
         work.digests.append(DigestEntry(alert=alert, digest_id=digest, story_id=story.id))
         return "digest"
     told = work.told.setdefault(story.id, set())
-    outcome = "throttled"
-    for receiver in work.state.routing.targets(route):
+    targets = work.state.routing.targets(route)
+    outcome = "throttled" if targets else "unrouted"
+    for receiver in targets:
         target = (receiver.channel, receiver.target)
         if target not in told or fresh:
             kind = MessageKind.PARENT if receiver.channel == "slack" else MessageKind.ALERT

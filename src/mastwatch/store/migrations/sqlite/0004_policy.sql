@@ -19,7 +19,7 @@ CREATE TABLE stories (
 CREATE INDEX stories_last_seen ON stories (last_seen_at);
 
 -- What became of each alert: sent, threaded, digest, silenced:<id>, inhibited, throttled,
--- flooded; and its story. Rows from before this migration were all sent.
+-- flooded, unrouted; and its story. Rows from before this migration were all sent.
 ALTER TABLE alerts ADD COLUMN story_id TEXT;
 ALTER TABLE alerts ADD COLUMN disposition TEXT NOT NULL DEFAULT 'sent';
 
