@@ -32,9 +32,10 @@ from mastwatch.model import (
     Silence,
     Story,
 )
-from mastwatch.policy.facts import Facts, alert_facts, facts_match
+from mastwatch.policy.facts import Facts, alert_facts
 from mastwatch.policy.quiet import quiet_until
 from mastwatch.policy.routing import Route, Routing
+from mastwatch.policy.silences import silenced_by
 from mastwatch.policy.stories import find_story, normalise_link, reported_by, signature, story_id
 from mastwatch.policy.throttle import flood_limit, flood_window, may_realert, realert_interval
 
@@ -72,17 +73,6 @@ class Decisions:
     entries: tuple[OutboxEntry, ...] = ()
     digest_entries: tuple[DigestEntry, ...] = ()
     stories: tuple[Story, ...] = ()
-
-
-def silenced_by(silences: Sequence[Silence], facts: Facts, now: datetime) -> Silence | None:
-    """The first active silence all of whose matchers hold for these facts."""
-    for silence in silences:
-        wanted: dict[str, tuple[str, ...]] = {}
-        for key, value in silence.matchers:
-            wanted[key] = (value,) if key not in wanted else (*wanted[key], value)
-        if silence.is_active(now) and facts_match(facts, wanted):
-            return silence
-    return None
 
 
 @dataclass
