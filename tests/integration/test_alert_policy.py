@@ -4,10 +4,11 @@ updates of the parent, and an escalation when the third source corroborates."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon_fixtures import Servers, run_once, source, write_config
+from daemon_fixtures import Servers, delivery_rows, run_once, source, write_config
 from mastwatch.testing.feeds import rss
 
 STORY = [
@@ -86,3 +87,50 @@ async def test_critical_inhibits_the_high_alert_of_the_same_item(
     await run_once(_config(tmp_path, servers, 1))
 
     assert [m.channel for m in servers.slack.messages] == ["#crit"]  # not also #high
+
+
+FLOOD = ["US Treasuries auction tails", "Treasuries rally on data", "Treasuries slump late"]
+
+
+async def test_the_flood_guard_gathers_the_rest_into_one_summary(
+    tmp_path: Path, servers: Servers
+) -> None:
+    items = [
+        {"title": t, "link": f"https://w.example/{i}", "guid": str(i), "description": ""}
+        for i, t in enumerate(FLOOD)
+    ]
+    servers.feeds.add_feed("/wire.xml", rss(items))
+    config = write_config(
+        tmp_path, servers, [source(servers, "/wire.xml")], throttle={"flood_max_per_hour": 1}
+    )
+
+    daemon = await run_once(config)
+
+    assert [m.channel for m in servers.slack.messages] == ["#high"]  # the first one only
+    summary = [d for d in await delivery_rows(daemon) if d.kind == "summary"]
+    assert len(summary) == 1  # one message for the rest, due at the end of the hour
+    assert summary[0].state.value == "pending"
+    assert summary[0].info["count"] == 2
+    assert {i["title"] for i in summary[0].info["items"]} == set(FLOOD[1:])
+
+
+async def test_quiet_hours_defer_to_their_end_never_drop(tmp_path: Path, servers: Servers) -> None:
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=1)).strftime("%H:00")
+    end = (now + timedelta(hours=2)).strftime("%H:00")
+    servers.feeds.add_feed("/nhk.xml", _feed(STORY[0][1], STORY[0][2]))
+    quiet = {"start": start, "end": end, "timezone": "UTC", "defer": "end"}
+    config = _config(
+        tmp_path,
+        servers,
+        1,
+        receivers__desk={"slack": ["#desk"]},
+        routes={"receivers": ["desk"]},
+        routes__quiet_hours=quiet,
+    )
+
+    daemon = await run_once(config)
+
+    assert servers.slack.messages == []
+    (row,) = await delivery_rows(daemon)
+    assert (row.channel, row.target, row.state.value) == ("slack", "#desk", "pending")
