@@ -150,7 +150,7 @@ class StoriesConfig(_Model):
     enabled: bool = True
     window: Seconds = 24 * 3600.0
     # estimated Jaccard similarity of the titles' character shingles (MinHash)
-    title_similarity: float = Field(0.5, gt=0, le=1)
+    title_similarity: float = Field(0.6, gt=0, le=1)
 
 
 class EscalationConfig(_Model):
@@ -328,7 +328,6 @@ class NoticesConfig(_Model):
     """``[notices]``: where operator notices (a source failing, a reload refused…) go."""
 
     source_failures: int = Field(3, ge=1, description="failed polls in a row before a notice")
-    selector_polls: int = Field(3, ge=1, description="empty selector polls before a notice")
     slack: tuple[str, ...] = ()
     email: tuple[str, ...] = ()
     console: bool = True  # so a fresh install (and `make run`) shows notices somewhere
