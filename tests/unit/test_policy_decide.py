@@ -202,12 +202,15 @@ def test_source_tag_escalates_a_rule() -> None:
     assert "tagged official" in str(decided.stories[0].escalation)
 
 
+NHK_LINK = "https://nhk.example/news/1"
+
+
 def test_same_source_again_is_throttled_then_realerted_after_interval() -> None:
     cfg = config()
     steps = [
-        (timedelta(0), [cand("nhk", key="guid:1")]),
-        (timedelta(hours=1), [cand("nhk", key="guid:2")]),
-        (timedelta(hours=5), [cand("nhk", key="guid:3")]),
+        (timedelta(0), [cand("nhk", key="guid:1", link=NHK_LINK)]),
+        (timedelta(hours=1), [cand("nhk", key="guid:2", link=NHK_LINK)]),
+        (timedelta(hours=5), [cand("nhk", key="guid:3", link=NHK_LINK)]),
     ]
     first, second, third = run_sequence(cfg, steps)
     assert second.records[0].disposition == "throttled"
@@ -351,3 +354,16 @@ def test_an_alert_no_route_sends_is_recorded_unrouted() -> None:
     decided = decide([cand("nhk", tier="unknown")], state(config()), T0)
     assert decided.entries == ()
     assert decided.records[0].disposition == "unrouted"
+
+
+def test_a_source_does_not_join_its_own_story_by_title() -> None:
+    cfg = config()
+    steps = [
+        (timedelta(0), [cand("nhk", "Item 000 on tariff", key="guid:0")]),
+        (timedelta(minutes=1), [cand("nhk", "Item 002 on tariff", key="guid:2")]),
+        (timedelta(minutes=2), [cand("reuters", "Item 000 on tariff - Reuters")]),
+    ]
+    first, second, third = run_sequence(cfg, steps)
+    assert first.stories[0].id != second.stories[0].id
+    assert second.records[0].disposition == "sent"
+    assert third.records[0].disposition == "threaded"  # another source: by title

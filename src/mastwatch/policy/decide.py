@@ -215,6 +215,7 @@ def _join_story(work: _Work, candidate: Candidate) -> tuple[Story, bool, bool]:
             work.stories.values(),
             link=alert.link,
             sig=sig,
+            source_id=alert.source_id,
             now=work.now,
             window=stories.window,
             threshold=stories.title_similarity,

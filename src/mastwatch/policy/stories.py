@@ -98,12 +98,16 @@ def find_story(
     *,
     link: str | None,
     sig: Sequence[int],
+    source_id: str,
     now: datetime,
     window: float,
     threshold: float,
 ) -> Story | None:
     """The live story (seen within ``window``) with the same link, else the one whose
-    title is most similar at or above ``threshold``."""
+    title is most similar at or above ``threshold`` among those ``source_id`` has not
+    reported: a source's own items join a story by link only, since two items one source
+    keeps apart (distinct GUIDs and links) are two pieces of news, however alike their
+    titles ("Tokyo stocks close higher")."""
     since = now - timedelta(seconds=window)
     live = [s for s in stories if s.last_seen_at >= since]
     key = normalise_link(link)
@@ -113,6 +117,8 @@ def find_story(
                 return story
     best, best_score = None, threshold
     for story in live:
+        if source_id in story.source_ids:
+            continue
         score = similarity(story.signature, sig)
         if score >= best_score:
             best, best_score = story, score
