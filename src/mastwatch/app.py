@@ -177,6 +177,7 @@ class Daemon:
             self.store, make_senders(self.notifiers), self.config.delivery, self.clock
         )
         self.notices = Notices(self.store, self.config.notices, frozenset(self.notifiers))
+        self.worker.on_settled = self._delivery_notice
         log.info(
             "daemon_started",
             version=__version__,

@@ -59,3 +59,33 @@ async def test_a_rejected_reload_is_told_once_and_cleared_by_a_good_one(
         await daemon.messages.drain(10)
     assert len(subjects(servers)) == 2
     assert subjects(servers)[1].startswith("[mastwatch RECOVERED] reload")
+
+
+TARIFF = {
+    "title": "US raises tariff on Japanese autos to 25%",
+    "link": "https://news.example.org/a/1",
+    "guid": "a-1",
+    "description": "",
+}
+TARIFF_2 = {**TARIFF, "title": "EU answers the auto tariff", "guid": "a-2", "link": "https://n/2"}
+
+
+async def test_a_receiver_failing_for_good_is_told_once_and_cleared_by_a_success(
+    tmp_path: Path, servers: Servers
+) -> None:
+    servers.feeds.add_feed("/wire.xml", rss([TARIFF]))
+    ops = {**OPS, "email": [], "slack": ["#ops"]}  # told where the failing mailbox is not
+    config = write_config(tmp_path, servers, [source(servers, "/wire.xml")], notices=ops)
+    servers.smtp.fail_next(1, code=550)  # the critical tier's mailbox refuses for good
+
+    await run_once(config)
+    ops_posts = [m.text or "" for m in servers.slack.messages if m.channel == "#ops"]
+    assert len(ops_posts) == 1
+    assert "deliveries to email:desk@example.com fail permanently" in ops_posts[0]
+    assert "550" in ops_posts[0]
+
+    servers.feeds.update_feed("/wire.xml", rss([TARIFF, TARIFF_2]))
+    await run_once(config)  # the next mail to that address goes through: recovered
+    ops_posts = [m.text or "" for m in servers.slack.messages if m.channel == "#ops"]
+    assert len(ops_posts) == 2
+    assert "RECOVERED" in ops_posts[1]
