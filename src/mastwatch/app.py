@@ -262,6 +262,7 @@ class Daemon:
         web = await self._start_web()  # first: a port in use fails before anything runs
         scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         self._sync_jobs(scheduler)
+        self._catch_up_digests(scheduler)
         scheduler.start()
         worker = asyncio.create_task(self.worker.run(self._stop), name="delivery-worker")
         worker.add_done_callback(self._supervise)
@@ -441,6 +442,19 @@ class Daemon:
                 coalesce=True,
                 max_instances=1,
                 replace_existing=True,
+            )
+
+    def _catch_up_digests(self, scheduler: AsyncIOScheduler) -> None:
+        """At start, send each digest whose last period went unsent (the daemon was down at
+        its fire time): the scheduler keeps no jobs across restarts, and the claim makes
+        this a no-op when the period was sent."""
+        for digest in self.config.digests:
+            scheduler.add_job(
+                self.send_digest,
+                args=[digest.id],
+                id=f"digest-catch-up:{digest.id}",
+                name=f"digest {digest.id} (catch-up)",
+                misfire_grace_time=None,
             )
 
     def rule_topics(self) -> dict[str, str]:

@@ -4,6 +4,7 @@ would call it at."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +188,33 @@ async def test_each_digest_is_a_cron_job_in_its_time_zone(tmp_path: Path, server
             assert scheduler.get_job("digest:morning") is not None
         finally:
             scheduler.shutdown(wait=False)
+
+
+async def test_a_digest_missed_while_down_is_sent_at_start_once(
+    tmp_path: Path, servers: Servers
+) -> None:
+    config = digest_config(tmp_path, servers)
+    long_ago = datetime.now(UTC) - timedelta(days=2)  # before the last 07:00 in Tokyo
+    results: list[int] = []
+    for attempt in range(2):  # a start, then a restart: the period is claimed once
+        async with Daemon(config) as daemon:
+            if attempt == 0:
+                await daemon.store.commit_poll(poll_with_entries("wire", "Missed"), long_ago)
+            send = daemon.send_digest
+
+            async def counted(digest_id: str, send: Any = send) -> int:
+                results.append(await send(digest_id))
+                return results[-1]
+
+            daemon.send_digest = counted  # type: ignore[method-assign]
+            task = asyncio.create_task(daemon.run_forever())
+            async with asyncio.timeout(10):
+                while len(results) <= attempt:  # the catch-up job ran
+                    await asyncio.sleep(0.02)
+                while (await daemon.store.message_rows())[-1][1] != "sent":
+                    await asyncio.sleep(0.02)
+            daemon._request_stop("test")
+            assert await asyncio.wait_for(task, 20) == 0
+    assert results == [1, 0]
+    [mail] = servers.smtp.messages
+    assert str(mail.message["Subject"]).startswith("Morning digest: 1 alerts")
