@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -21,7 +21,7 @@ import structlog
 from mastwatch.config import Config, SourceConfig
 from mastwatch.errors import FetchError
 from mastwatch.metrics import Metrics
-from mastwatch.model import Alert, Item, Match, PollResult, Receiver, SourceState
+from mastwatch.model import Alert, Item, Match, PollResult, SourceState
 from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
 from mastwatch.policy.routing import Routing, build_routing
 from mastwatch.rules import RuleSet, match
@@ -77,7 +77,6 @@ class Pipeline:
     fetcher: FetchesUrls
     rules: Callable[[], RuleSet]
     executor: Executor | None = None
-    receivers: Mapping[str, tuple[Receiver, ...]] | None = None  # unused since routing
     routing: Routing | None = None  # None: built from the config (console fallbacks off)
     on_enqueued: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
@@ -335,25 +334,6 @@ def backoff_delay(
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))
     return max(1.0, delay)
-
-
-def receivers_by_tier(
-    config: Config, *, slack_ready: bool = True, email_ready: bool = True
-) -> Mapping[str, tuple[Receiver, ...]]:
-    """Each tier's receivers as (channel, target) pairs.
-
-    A channel whose secrets or server are not configured is replaced by the console, so
-    the outbox records where an alert really went (and ``make run`` works offline).
-    """
-    console = Receiver("console", "stdout")
-    table: dict[str, tuple[Receiver, ...]] = {}
-    for name, tier in config.tiers.items():
-        receivers = [Receiver("slack", ch) if slack_ready else console for ch in tier.slack]
-        receivers += [Receiver("email", a) if email_ready else console for a in tier.email]
-        if tier.console:
-            receivers.append(console)
-        table[name] = tuple(dict.fromkeys(receivers))
-    return table
 
 
 def make_alert(source: SourceConfig, item: Item, found: Match, now: datetime) -> Alert:
