@@ -181,6 +181,14 @@ class StoryStoreContract:
         )
         assert await store.story_parent("story-1", "slack", "#other") is None
 
+    async def test_a_deferred_delivery_waits_without_an_attempt(self, store: Any) -> None:
+        await store.commit_poll(story_poll("a"), at(0))
+        (claimed,) = await store.claim_deliveries(at(0), 10, 30)
+        await store.defer_delivery(claimed.id, at(5))
+        assert await store.claim_deliveries(at(4), 10, 30) == []
+        (again,) = await store.claim_deliveries(at(5), 10, 30)
+        assert again.attempts == 0
+
     async def test_flood_summaries_gather_in_one_row(self, store: Any) -> None:
         from mastwatch.model import MessageKind  # noqa: PLC0415
 

@@ -166,7 +166,7 @@ class DeliveryWorker:
         parent = await self.store.story_parent(delivery.story_id, delivery.channel, delivery.target)
         if parent is not None and parent[0] == "pending":
             at = self.clock() + timedelta(seconds=PARENT_WAIT_SECONDS)
-            await self.store.mark_retry(delivery.id, at, "waiting for the story's parent message")
+            await self.store.defer_delivery(delivery.id, at)
             return None
         if parent is None or not parent[1]:
             return delivery  # no parent to thread on: posted on its own (an update: skipped)

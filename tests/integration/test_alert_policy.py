@@ -134,3 +134,26 @@ async def test_quiet_hours_defer_to_their_end_never_drop(tmp_path: Path, servers
     assert servers.slack.messages == []
     (row,) = await delivery_rows(daemon)
     assert (row.channel, row.target, row.state.value) == ("slack", "#desk", "pending")
+
+
+async def test_replies_wait_for_a_parent_held_by_group_wait(
+    tmp_path: Path, servers: Servers
+) -> None:
+    for sid, title, link in STORY:
+        servers.feeds.add_feed(f"/{sid}.xml", _feed(title, link))
+    config = _config(
+        tmp_path,
+        servers,
+        3,  # the three sources in one run: polled together, one story
+        receivers__desk={"slack": ["#desk"]},
+        routes={"receivers": ["desk"], "group_wait": "1s"},
+    )
+
+    await run_once(config)
+
+    desk = [m for m in servers.slack.messages if m.channel == "#desk"]
+    (parent,) = [m for m in desk if m.thread_ts is None]
+    assert len(desk) >= 3  # the parent, two "also reported by" (and the escalation)
+    assert all(m.thread_ts == parent.ts for m in desk if m is not parent)
+    assert len([m for m in desk if "Also reported by" in str(m.text)]) == 2
+    assert parent.received_at < min(m.received_at for m in desk if m is not parent)

@@ -191,6 +191,16 @@ def story_parent(
     return None if row is None else (str(row[0]), row[1])
 
 
+def defer_delivery(conn: sqlite3.Connection, delivery_id: int, at: datetime) -> bool:
+    """Release a claimed delivery until ``at`` without counting an attempt (a thread
+    reply waiting for its parent has not failed)."""
+    cursor = conn.execute(
+        "UPDATE deliveries SET due_at = ?, lease_until = NULL WHERE id = ? AND state = 'pending'",
+        (to_text(at), delivery_id),
+    )
+    return cursor.rowcount == 1
+
+
 def stories_since(conn: sqlite3.Connection, since: datetime) -> list[Story]:
     rows = conn.execute(
         "SELECT * FROM stories WHERE last_seen_at >= ? ORDER BY last_seen_at DESC",

@@ -84,6 +84,9 @@ class Store(Protocol):
     ) -> tuple[str, str | None] | None:
         """The story's newest parent message for this receiver: (state, Slack ts)."""
 
+    async def defer_delivery(self, delivery_id: int, at: datetime) -> None:
+        """Release a claimed delivery until ``at`` without counting an attempt."""
+
     # -- digests, silences, operator notices, messages outbox (issue 5, P2) ----------------
 
     async def waiting_digest_entries(self, digest_id: str, before: datetime) -> list[DigestEntry]:

@@ -243,6 +243,10 @@ class SQLiteStore:
         """The story's newest parent message for this receiver as (state, ts), or None."""
         return await self._call(policy.story_parent, story_id, channel, target)
 
+    async def defer_delivery(self, delivery_id: int, at: datetime) -> None:
+        """Release a claimed delivery until ``at`` without counting an attempt."""
+        await self._call(policy.defer_delivery, delivery_id, at)
+
     async def stories_since(self, since: datetime) -> list[Story]:
         """Stories seen at or after ``since``, most recent first."""
         return await self._call(policy.stories_since, since)
