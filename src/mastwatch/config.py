@@ -190,13 +190,27 @@ class ReceiverConfig(_Model):
 
 
 class QuietHours(_Model):
-    start: str = Field(pattern=TIME_OF_DAY)
-    end: str = Field(pattern=TIME_OF_DAY)
+    start: str
+    end: str
     timezone: str = "UTC"
     allow_critical: bool = True
-    defer: str = Field("end", pattern=r"^(end|digest:[a-z0-9][a-z0-9._-]*)$")
+    defer: str = "end"
 
     _zone_ok = field_validator("timezone")(_zone)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.match(TIME_OF_DAY, value):
+            raise ValueError(f"expected a time of day as HH:MM (00:00 to 23:59), got {value!r}")
+        return value
+
+    @field_validator("defer")
+    @classmethod
+    def _defer(cls, value: str) -> str:
+        if not re.match(r"^(end|digest:[a-z0-9][a-z0-9._-]*)$", value):
+            raise ValueError(f'expected "end" or "digest:<digest id>", got {value!r}')
+        return value
 
 
 class RouteConfig(_Model):
@@ -420,7 +434,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         model = _model_at(error["loc"])
-        known = list(model.model_fields) if model else []
+        known = [f.alias or n for n, f in model.model_fields.items()] if model else []
         hint = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
         return "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else "")
     if error["type"] == "missing":
