@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from mastwatch.config import Config, parse_duration
@@ -98,9 +98,23 @@ async def print_status(config: Config, store: SQLiteStore, out: TextIO) -> None:
             )
     counts = await store.outbox_counts()
     print("outbox: " + " · ".join(f"{k} {v}" for k, v in counts.items()), file=out)
+    await _print_policy_state(store, out)
     alerts = await store.recent_alerts(RECENT)
     print(f"recent alerts ({len(alerts)}):", file=out)
     await _print_alerts(store, alerts, out)
+
+
+async def _print_policy_state(store: SQLiteStore, out: TextIO) -> None:
+    """Operator notices raised and silences in force (docs/alerting.md)."""
+    notices = await store.active_notices()
+    print(f"operator notices raised ({len(notices)}):", file=out)
+    for key, subject, raised_at in notices:
+        print(f"  {_when(raised_at)}  {key}: {clean(subject)}", file=out)
+    silences = await store.active_silences(datetime.now(UTC))  # a report may read the clock
+    print(f"silences in force ({len(silences)}):", file=out)
+    for silence in silences:
+        matchers = ",".join(f"{k}={v}" for k, v in silence.matchers)
+        print(f"  {silence.id}  until {_when(silence.ends_at)}  {matchers}", file=out)
 
 
 # -- alerts ------------------------------------------------------------------------------------

@@ -3,10 +3,14 @@ and once more when the problem clears, also across restarts."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+import pytest
 
 from daemon_fixtures import Servers, run_once, source, write_config, write_rules
 from mastwatch.app import Daemon
+from mastwatch.cli import main
 from mastwatch.testing.feeds import rss
 
 OPS = {"email": ["ops@example.com"], "slack": ["#ops"], "console": False, "source_failures": 3}
@@ -18,7 +22,7 @@ def subjects(servers: Servers) -> list[str]:
 
 
 async def test_a_failing_source_is_told_once_and_its_recovery_once(
-    tmp_path: Path, servers: Servers
+    tmp_path: Path, servers: Servers, capsys: pytest.CaptureFixture[str]
 ) -> None:
     servers.feeds.add_status("/down.xml", 503)
     config = write_config(tmp_path, servers, [source(servers, "/down.xml")], notices=OPS)
@@ -31,6 +35,8 @@ async def test_a_failing_source_is_told_once_and_its_recovery_once(
     assert subjects(servers) == ["[mastwatch NOTICE] source wire is failing"]
     assert "503" in servers.smtp.messages[0].message.get_content()
     assert [m.channel for m in servers.slack.messages] == ["#ops"]
+    assert await asyncio.to_thread(main, ["status", "--config", str(config)]) == 0
+    assert "source_failing:wire: source wire is failing" in capsys.readouterr().out
 
     servers.feeds.add_feed("/down.xml", rss([ITEM]))
     await run_once(config)
