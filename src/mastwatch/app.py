@@ -26,20 +26,29 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mastwatch import __version__
-from mastwatch.config import Config, Secrets, SourceConfig, load_config, resolve_secrets
+from mastwatch.config import (
+    Config,
+    Secrets,
+    SourceConfig,
+    load_config,
+    resolve_secrets,
+    store_url,
+)
 from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
-from mastwatch.log import redactor
+from mastwatch.log import redactor, set_replica
 from mastwatch.metrics import Metrics
 from mastwatch.notify.base import Notifier
 from mastwatch.notify.console import ConsoleNotifier
 from mastwatch.notify.email import EmailNotifier
 from mastwatch.notify.slack import SlackNotifier
 from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
+from mastwatch.replica import SourceLeases, heartbeat_loop, replica_id
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
-from mastwatch.store.sqlite import SQLiteStore
+from mastwatch.store.factory import make_store
+from mastwatch.store.postgres import describe_url
 from mastwatch.systemd import SystemdNotifier, watchdog_interval
 from mastwatch.web import WebServer
 
@@ -138,15 +147,34 @@ class Daemon:
         secrets = resolve_secrets(self.config)
         redactor.register(secrets.values())
         self._web_token = secrets.web_token
-        self.store = SQLiteStore(self.config.resolve(self.config.store.path))
+        self.replica_id = replica_id(self.config)
+        set_replica(self.replica_id)
+        self.metrics.set_replica(self.replica_id)
+        url = store_url(self.config)
+        if url is not None:
+            redactor.register([url])  # it may hold a password; describe_url() is safe to log
+            log.info("store_postgresql", database=describe_url(url))
+        self.store = make_store(self.config)
         await self.store.open()
+        # HA mode: replicas on one PostgreSQL claim each source before polling it
+        self.ha = self.config.store.is_postgres
+        leases = (
+            SourceLeases(self.store, self.replica_id, self.config.ha.source_lease)
+            if self.ha
+            else None
+        )
         self.session = make_session(fetch_settings(self.config))
         # for sources with allow_private only; the guarded session serves all others
         self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
         self._parse_pool = parse_pool(self.config.performance.parse_workers)
         self.worker = DeliveryWorker(
-            self.store, self.notifiers, self.config.delivery, self.clock, metrics=self.metrics
+            self.store,
+            self.notifiers,
+            self.config.delivery,
+            self.clock,
+            metrics=self.metrics,
+            owner=self.replica_id,
         )
         self.pipeline = Pipeline(
             config=self.config,
@@ -158,6 +186,7 @@ class Daemon:
             executor=self._parse_pool,
             on_enqueued=self.worker.wake,
             metrics=self.metrics,
+            leases=leases,
         )
         self._set_receivers()
         log.info(
@@ -167,6 +196,7 @@ class Daemon:
             rules=len(self.ruleset),
             ruleset_hash=self.ruleset.content_hash[:12],
             channels=sorted(self.notifiers),
+            ha=self.ha,
         )
         return self
 
@@ -176,6 +206,10 @@ class Daemon:
                 await notifier.close()
         await self.session.close()
         await self.private_session.close()
+        if self.ha:
+            # a clean stop hands its leases back at once instead of letting them expire
+            with contextlib.suppress(Exception):
+                await self.store.forget_replica(self.replica_id)
         await self.store.close()
         if self._parse_pool is not None:
             self._parse_pool.shutdown(wait=True, cancel_futures=True)
@@ -242,6 +276,7 @@ class Daemon:
             name="rules-watcher",
         )
         rules_watch.add_done_callback(self._supervise)
+        heartbeat = self._start_heartbeat()
         log.info("daemon_ready", sources=len(self.sources))
         self.sd.ready(status=f"polling {len(self.sources)} sources")
         await self._stop.wait()
@@ -253,6 +288,8 @@ class Daemon:
         if watchdog is not None:
             watchdog.cancel()
         rules_watch.cancel()
+        if heartbeat is not None:
+            heartbeat.cancel()
         if web is not None:
             await web.stop()
         return self._exit_code
@@ -311,6 +348,14 @@ class Daemon:
         self.web = WebServer(self, self.config.web, self._web_token)
         await self.web.start()
         return self.web
+
+    def _start_heartbeat(self) -> asyncio.Task[None] | None:
+        if not self.ha:
+            return None
+        beat = heartbeat_loop(
+            self.store, self.replica_id, self.config.ha.heartbeat_interval, self.clock
+        )
+        return asyncio.create_task(beat, name="replica-heartbeat")
 
     def _start_watchdog(self) -> asyncio.Task[None] | None:
         interval = watchdog_interval(os.environ)

@@ -50,6 +50,7 @@ class DeliveryWorker:
     settings: DeliveryConfig
     clock: Clock = utc_now
     metrics: Metrics = field(default_factory=Metrics)
+    owner: str | None = None  # the replica id its delivery leases carry (status shows them)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[int] = field(default_factory=set)
 
@@ -70,7 +71,7 @@ class DeliveryWorker:
         """Claim every delivery due now and attempt it; returns how many were attempted."""
         now = self.clock()
         claimed = await self.store.claim_deliveries(
-            now, self.settings.batch_size, self.settings.lease
+            now, self.settings.batch_size, self.settings.lease, self.owner
         )
         if not claimed:
             return 0
