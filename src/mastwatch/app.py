@@ -434,7 +434,7 @@ class Daemon:
             first = now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
             scheduler.add_job(
                 self._scheduled_poll,
-                IntervalTrigger(seconds=self.config.interval_of(source), jitter=schedule.jitter),
+                IntervalTrigger(seconds=self._tick(source), jitter=schedule.jitter),
                 args=[source.id],
                 id=source.id,
                 name=f"poll {source.id}",
@@ -444,6 +444,13 @@ class Daemon:
                 max_instances=1,
                 replace_existing=True,
             )
+
+    def _tick(self, source: SourceConfig) -> float:
+        """How often this process asks to poll a source. In HA mode every replica asks
+        twice per interval and the store's lease lets one poll when it is due, so a source
+        whose poller died waits at most half an interval past its due time (or lease)."""
+        interval = self.config.interval_of(source)
+        return interval / 2 if self.ha else interval
 
     async def _scheduled_poll(self, source_id: str) -> None:
         source = next((s for s in self.sources if s.id == source_id), None)

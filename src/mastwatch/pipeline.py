@@ -109,7 +109,10 @@ class Pipeline:
     ) -> PollOutcome:
         """HA mode: poll only if this replica wins the source's lease (it is due and no
         other replica holds it); storing the outcome ends the lease."""
-        state = await leases.claim(source.id, now, None if force else self._tolerance())
+        # Several replicas tick for every source: a tolerance near the interval would let
+        # each of them poll it, so here it is at most a quarter of the interval.
+        tolerance = min(self._tolerance(), self.config.interval_of(source) / 4)
+        state = await leases.claim(source.id, now, None if force else tolerance)
         if state is None:
             return PollOutcome(source.id, "skipped")
         try:
