@@ -53,7 +53,8 @@ def _toml_value(value: Any) -> str:
 
 
 def _section(name: str, values: Mapping[str, Any]) -> str:
-    lines = [f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    # a None value drops a default key (e.g. store.path when a test sets store.url)
+    lines = [f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Protocol
 
@@ -34,12 +35,13 @@ from mastwatch.model import (
     Receiver,
     SourceState,
 )
-from mastwatch.store.base import Store
+from mastwatch.store.base import CoordinationStore, Store
 from mastwatch.store.migrate import load_migrations
 
 
-class ContractStore(Store, Protocol):
-    """The Store Protocol plus the inspection methods every backend offers."""
+class ContractStore(Store, CoordinationStore, Protocol):
+    """The Store Protocol, replica coordination, and the inspection methods every backend
+    offers."""
 
     async def schema_version(self) -> int: ...
     async def recent_alerts(self, limit: int = 50) -> list[Alert]: ...
@@ -405,3 +407,105 @@ class StoreContract:
     async def test_next_delivery_due_is_none_on_an_empty_outbox(self, store: ContractStore) -> None:
         assert await store.next_delivery_due() is None
         assert await store.outbox_counts() == {"pending": 0, "sent": 0, "failed": 0}
+
+    # -- coordination of replicas: two stores on one database play two replicas ----------
+
+    async def test_only_one_replica_holds_a_source_lease(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        state = await store.claim_source(SOURCE, "r1", T0, 30, 2)
+        assert state == SourceState(SOURCE)
+        assert await other.claim_source(SOURCE, "r2", at(1), 30, 2) is None
+        # the holder may renew its own lease
+        assert await store.claim_source(SOURCE, "r1", at(2), 30, 2) is not None
+        assert await other.claim_source(SOURCE, "r2", at(31), 30, 2) is None  # renewed to 32
+
+    async def test_concurrent_claims_have_exactly_one_winner(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        claims = await asyncio.gather(
+            *(
+                claimer.claim_source(SOURCE, f"r{number}", T0, 30, None)
+                for number, claimer in enumerate([store, other] * 4)
+            )
+        )
+        assert len([claim for claim in claims if claim is not None]) == 1
+
+    async def test_stored_outcome_releases_the_lease_and_sets_when_due(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        await store.claim_source(SOURCE, "r1", T0, 30, 2)
+        polled = SourceState(SOURCE, etag='"v1"', next_check_at=at(60), baseline_done=True)
+        await store.commit_poll(make_poll(make_item("a"), state=polled), at(1))
+        # released, but not due before at(60) - tolerance
+        assert await other.claim_source(SOURCE, "r2", at(2), 30, 2) is None
+        assert await other.claim_source(SOURCE, "r2", at(58), 30, 2) == polled
+        # save_source_state (a failed poll) releases too; a forced claim ignores due time
+        await other.save_source_state(replace(polled, error_count=1, next_check_at=at(600)))
+        assert await store.claim_source(SOURCE, "r1", at(59), 30, 2) is None
+        claimed = await store.claim_source(SOURCE, "r1", at(59), 30, None)
+        assert claimed is not None and claimed.error_count == 1
+
+    async def test_expired_source_lease_is_taken_over(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        assert await store.claim_source(SOURCE, "dead", T0, 30, 2) is not None
+        assert await other.claim_source(SOURCE, "r2", at(29), 30, 2) is None
+        assert await other.claim_source(SOURCE, "r2", at(30), 30, 2) is not None
+
+    async def test_release_only_by_the_holder(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        await store.claim_source(SOURCE, "r1", T0, 30, 2)
+        await other.release_source(SOURCE, "r2")
+        assert await other.claim_source(SOURCE, "r2", at(1), 30, 2) is None
+        await store.release_source(SOURCE, "r1")
+        assert await other.claim_source(SOURCE, "r2", at(1), 30, 2) is not None
+
+    async def test_live_replicas_show_what_each_holds(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        await store.commit_poll(make_poll(make_item("a"), make_item("b")), T0)
+        await store.heartbeat("r1", T0, {"host": "a", "pid": "1"})
+        await other.heartbeat("r2", T0, {"host": "b", "pid": "2"})
+        await store.heartbeat("old", at(-60), {})
+        await store.claim_source("s1", "r1", T0, 30, None)
+        await store.claim_source("s2", "r1", T0, 30, None)
+        await other.claim_source("s3", "r2", T0, 30, None)
+        await other.claim_deliveries(T0, 1, 30, "r2")
+        await store.heartbeat("r1", at(5), {"host": "a", "pid": "1"})
+        replicas = {r.replica_id: r for r in await other.live_replicas(at(10), 20)}
+        assert sorted(replicas) == ["r1", "r2"]  # "old" was last seen 70 s before
+        r1, r2 = replicas["r1"], replicas["r2"]
+        assert (r1.sources, r1.deliveries, r1.started_at, r1.last_seen) == (
+            ("s1", "s2"),
+            0,
+            T0,
+            at(5),
+        )
+        assert (r2.sources, r2.deliveries, dict(r2.info)) == (("s3",), 1, {"host": "b", "pid": "2"})
+        # once the leases expire they are no longer shown as held
+        later = {r.replica_id: r for r in await other.live_replicas(at(31), 60)}
+        assert (later["r1"].sources, later["r2"].deliveries) == ((), 0)
+
+    async def test_forgotten_replica_hands_back_its_leases(
+        self, store: ContractStore, open_store: OpenStore
+    ) -> None:
+        other = await open_store()
+        ids = await self.enqueue_at(store, ("a", 0))
+        await store.heartbeat("r1", T0, {})
+        await store.claim_source("s1", "r1", T0, 30, None)
+        assert await self.claim_ids_as(store, T0, "r1") == [ids["a"]]
+        await store.forget_replica("r1")
+        assert await other.live_replicas(at(1), 20) == []
+        assert await other.claim_source("s1", "r2", at(1), 30, None) is not None
+        assert await self.claim_ids_as(other, at(1), "r2") == [ids["a"]]
+
+    async def claim_ids_as(self, store: ContractStore, now: datetime, owner: str) -> list[int]:
+        return [d.id for d in await store.claim_deliveries(now, 100, 30, owner)]

@@ -33,10 +33,11 @@ from mastwatch.config import (
     SourceConfig,
     load_config,
     resolve_secrets,
+    store_url,
 )
 from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
-from mastwatch.log import redactor
+from mastwatch.log import redactor, set_replica
 from mastwatch.metrics import Metrics
 from mastwatch.model import Delivery
 from mastwatch.notify.base import Notifier
@@ -48,10 +49,12 @@ from mastwatch.policy.digest import make_trigger, run_digest
 from mastwatch.policy.messages import MessageWorker, make_senders
 from mastwatch.policy.notices import Notices
 from mastwatch.policy.routing import build_routing, describe
+from mastwatch.replica import SourceLeases, heartbeat_loop, replica_id
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
-from mastwatch.store.sqlite import SQLiteStore
+from mastwatch.store.factory import make_store
+from mastwatch.store.postgres import describe_url
 from mastwatch.systemd import SystemdNotifier, watchdog_interval
 from mastwatch.web import WebServer
 
@@ -150,15 +153,34 @@ class Daemon:
         secrets = resolve_secrets(self.config)
         redactor.register(secrets.values())
         self._web_token = secrets.web_token
-        self.store = SQLiteStore(self.config.resolve(self.config.store.path))
+        self.replica_id = replica_id(self.config)
+        set_replica(self.replica_id)
+        self.metrics.set_replica(self.replica_id)
+        url = store_url(self.config)
+        if url is not None:
+            redactor.register([url])  # it may hold a password; describe_url() is safe to log
+            log.info("store_postgresql", database=describe_url(url))
+        self.store = make_store(self.config)
         await self.store.open()
+        # HA mode: replicas on one PostgreSQL claim each source before polling it
+        self.ha = self.config.store.is_postgres
+        leases = (
+            SourceLeases(self.store, self.replica_id, self.config.ha.source_lease)
+            if self.ha
+            else None
+        )
         self.session = make_session(fetch_settings(self.config))
         # for sources with allow_private only; the guarded session serves all others
         self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
         self._parse_pool = parse_pool(self.config.performance.parse_workers)
         self.worker = DeliveryWorker(
-            self.store, self.notifiers, self.config.delivery, self.clock, metrics=self.metrics
+            self.store,
+            self.notifiers,
+            self.config.delivery,
+            self.clock,
+            metrics=self.metrics,
+            owner=self.replica_id,
         )
         self.pipeline = Pipeline(
             config=self.config,
@@ -170,6 +192,7 @@ class Daemon:
             executor=self._parse_pool,
             on_enqueued=self.worker.wake,
             metrics=self.metrics,
+            leases=leases,
         )
         self._set_receivers()
         # digests and operator notices (issue 5, P2): pre-rendered messages, own outbox
@@ -185,6 +208,7 @@ class Daemon:
             rules=len(self.ruleset),
             ruleset_hash=self.ruleset.content_hash[:12],
             channels=sorted(self.notifiers),
+            ha=self.ha,
         )
         return self
 
@@ -194,6 +218,10 @@ class Daemon:
                 await notifier.close()
         await self.session.close()
         await self.private_session.close()
+        if self.ha:
+            # a clean stop hands its leases back at once instead of letting them expire
+            with contextlib.suppress(Exception):
+                await self.store.forget_replica(self.replica_id)
         await self.store.close()
         if self._parse_pool is not None:
             self._parse_pool.shutdown(wait=True, cancel_futures=True)
@@ -274,6 +302,7 @@ class Daemon:
             name="rules-watcher",
         )
         rules_watch.add_done_callback(self._supervise)
+        heartbeat = self._start_heartbeat()
         log.info("daemon_ready", sources=len(self.sources))
         self.sd.ready(status=f"polling {len(self.sources)} sources")
         await self._stop.wait()
@@ -286,6 +315,8 @@ class Daemon:
         if watchdog is not None:
             watchdog.cancel()
         rules_watch.cancel()
+        if heartbeat is not None:
+            heartbeat.cancel()
         if web is not None:
             await web.stop()
         return self._exit_code
@@ -344,6 +375,14 @@ class Daemon:
         self.web = WebServer(self, self.config.web, self._web_token)
         await self.web.start()
         return self.web
+
+    def _start_heartbeat(self) -> asyncio.Task[None] | None:
+        if not self.ha:
+            return None
+        beat = heartbeat_loop(
+            self.store, self.replica_id, self.config.ha.heartbeat_interval, self.clock
+        )
+        return asyncio.create_task(beat, name="replica-heartbeat")
 
     def _start_watchdog(self) -> asyncio.Task[None] | None:
         interval = watchdog_interval(os.environ)
@@ -498,7 +537,7 @@ class Daemon:
             first = now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
             scheduler.add_job(
                 self._scheduled_poll,
-                IntervalTrigger(seconds=self.config.interval_of(source), jitter=schedule.jitter),
+                IntervalTrigger(seconds=self._tick(source), jitter=schedule.jitter),
                 args=[source.id],
                 id=source.id,
                 name=f"poll {source.id}",
@@ -509,6 +548,13 @@ class Daemon:
                 replace_existing=True,
             )
         self._sync_digest_jobs(scheduler)
+
+    def _tick(self, source: SourceConfig) -> float:
+        """How often this process asks to poll a source. In HA mode every replica asks
+        twice per interval and the store's lease lets one poll when it is due, so a source
+        whose poller died waits at most half an interval past its due time (or lease)."""
+        interval = self.config.interval_of(source)
+        return interval / 2 if self.ha else interval
 
     async def _scheduled_poll(self, source_id: str) -> None:
         source = next((s for s in self.sources if s.id == source_id), None)

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     from mastwatch.policy.routes_cli import add_routes_parser  # noqa: PLC0415
 
     add_routes_parser(sub)
+    migrate = sub.add_parser("migrate", help="apply the store's pending schema migrations")
+    migrate.add_argument("--config", type=Path, required=True)
     return parser
 
 
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": cmd_report,
         "silence": cmd_silence,
         "routes": cmd_routes,
+        "migrate": cmd_migrate,
     }
     try:
         return commands[args.command](args)
@@ -433,7 +436,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``status``, ``alerts`` and ``replay``: reports from the store (see mastwatch.report)."""
-    from mastwatch.store.sqlite import StoreError  # noqa: PLC0415
+    from mastwatch.store.base import StoreError  # noqa: PLC0415
 
     try:
         return asyncio.run(_report(args))
@@ -467,6 +470,40 @@ async def _report(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations (replicas also do at start-up); print what was applied."""
+    from mastwatch.config import load_config  # noqa: PLC0415
+    from mastwatch.log import configure_logging  # noqa: PLC0415
+    from mastwatch.store.base import StoreError  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+        configure_logging("warning", config.log.format)  # stdout carries the answer alone
+        applied, described, version = asyncio.run(_migrate(config))
+    except ConfigError as exc:
+        _print_problems("mastwatch migrate: problems found", exc.problems)
+        return EXIT_PROBLEM
+    except StoreError as exc:
+        print(f"mastwatch migrate: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    for migration in applied:
+        print(f"applied {migration.version:04d}_{migration.name}")
+    print(f"{described}: schema version {version} ({len(applied)} applied now)")
+    return EXIT_OK
+
+
+async def _migrate(config: Any) -> tuple[list[Any], str, int]:
+    from mastwatch.store.factory import make_store  # noqa: PLC0415
+
+    store = make_store(config)
+    await store.open()  # opening applies what is pending
+    applied = list(store.applied_migrations)
+    try:
+        return applied, store.describe(), await store.schema_version()
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from mastwatch.errors import ConfigError
@@ -59,7 +60,44 @@ class _Model(BaseModel):
 
 
 class StoreConfig(_Model):
+    """SQLite ``path`` (the default), or PostgreSQL (HA mode) by exactly one of ``url``,
+    ``url_env`` (a variable holding it) or ``url_file``. A URL may hold a password, so it
+    is a secret: prefer url_env/url_file, and it is never logged (only host/database)."""
+
     path: Path = Field(Path("var/mastwatch.db"), description="SQLite file, relative to config")
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> StoreConfig:
+        given = [
+            name for name in ("path", "url", "url_env", "url_file") if name in self.model_fields_set
+        ]
+        given = [name for name in given if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"set exactly one of path, url, url_env, url_file (got {', '.join(given)})"
+            )
+        if self.url is not None and urlsplit(self.url).scheme not in {"postgresql", "postgres"}:
+            raise ValueError("url: expected a postgresql:// URL")
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return any(value is not None for value in (self.url, self.url_env, self.url_file))
+
+
+class HaConfig(_Model):
+    """Replicas sharing one PostgreSQL store (see docs/operations.md, HA mode)."""
+
+    # default: MASTWATCH_REPLICA_ID, else hostname-pid-random (see mastwatch.replica)
+    replica_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,100}$")
+    # how long a claimed source stays leased if its poll never finishes (replica died)
+    source_lease: Seconds = 60.0
+    heartbeat_interval: Seconds = 5.0
+    # a replica unseen for this long is not live (status); its leases expire on their own
+    replica_ttl: Seconds = 20.0
 
 
 class RulesConfig(_Model):
@@ -357,6 +395,7 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    ha: HaConfig = HaConfig()
     log: LogConfig = LogConfig()
     performance: PerformanceConfig = PerformanceConfig()
     web: WebConfig = WebConfig()
@@ -615,3 +654,18 @@ def _web_exposure_problems(web: WebConfig, token: str | None) -> list[str]:
         f"web.host: {web.host!r} is reachable from other machines: set a token "
         f"(web.token_env or web.token_file) or web.allow_unauthenticated = true"
     ]
+
+
+def store_url(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """The PostgreSQL URL the config points at (None for SQLite). A secret: never log it."""
+    store = config.store
+    env = os.environ if environ is None else environ
+    if store.url is not None:
+        return store.url
+    problems: list[str] = []
+    url = _read_secret(config, store.url_env, store.url_file, env, problems)
+    if problems:
+        raise ConfigError(problems)
+    if url is None and store.is_postgres:
+        raise ConfigError([f"store.url_env: environment variable {store.url_env} is not set"])
+    return url

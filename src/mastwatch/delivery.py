@@ -55,6 +55,7 @@ class DeliveryWorker:
     # told each settled delivery: None when sent, the error when it failed for good (the
     # daemon raises / clears an operator notice with it)
     on_settled: Callable[[Delivery, str | None], Awaitable[None]] | None = None
+    owner: str | None = None  # the replica id its delivery leases carry (status shows them)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[int] = field(default_factory=set)
 
@@ -75,7 +76,7 @@ class DeliveryWorker:
         """Claim every delivery due now and attempt it; returns how many were attempted."""
         now = self.clock()
         claimed = await self.store.claim_deliveries(
-            now, self.settings.batch_size, self.settings.lease
+            now, self.settings.batch_size, self.settings.lease, self.owner
         )
         if not claimed:
             return 0

@@ -62,11 +62,25 @@ class SecretRedactor:
 
 
 redactor = SecretRedactor()
+_identity: dict[str, str] = {}
+
+
+def set_replica(replica_id: str) -> None:
+    """Name this process in every log line from now on (HA mode: which replica spoke)."""
+    _identity["replica"] = replica_id
+
+
+def _add_identity(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    # a processor, not a contextvar: lines from tasks the scheduler creates carry it too
+    for key, value in _identity.items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
+        _add_identity,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -98,6 +98,13 @@ class Metrics:
         )
         build = Gauge("mastwatch_build_info", "mastwatch version", ["version"], registry=r)
         build.labels(version=__version__).set(1)
+        self.replica = Gauge(
+            "mastwatch_replica_info", "This process's replica id (HA mode)", ["replica"], registry=r
+        )
+
+    def set_replica(self, replica_id: str) -> None:
+        self.replica.clear()
+        self.replica.labels(replica=replica_id).set(1)
 
     # -- polls -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from mastwatch.metrics import Metrics
 from mastwatch.model import Alert, Item, Match, PollResult, SourceState
 from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
 from mastwatch.policy.routing import Routing, build_routing
+from mastwatch.replica import SourceLeases
 from mastwatch.rules import RuleSet, match
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.http import Fetched, FetchFailed, NotModified
@@ -80,6 +81,7 @@ class Pipeline:
     routing: Routing | None = None  # None: built from the config (console fallbacks off)
     on_enqueued: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
+    leases: SourceLeases | None = None  # HA mode: claim each source before polling it
     _host_limits: dict[str, asyncio.Semaphore] | None = None
     # in memory: a restart forgets the run of empty polls (it is a notice, not state)
     _empty_selectors: EmptySelectorWatch = field(default_factory=EmptySelectorWatch)
@@ -96,11 +98,38 @@ class Pipeline:
         self, source: SourceConfig, now: datetime, *, force: bool = False
     ) -> PollOutcome:
         """Poll one source unless its stored next-check time is still ahead (backoff)."""
+        if self.leases is not None:
+            return await self._poll_leased(self.leases, source, now, force=force)
         state = await self.store.get_source_state(source.id)
         if state.disabled:
             return PollOutcome(source.id, "disabled")
         if not force and not self._due(state, now):
             return PollOutcome(source.id, "skipped")
+        return await self._fetch_and_handle(source, state, now)
+
+    async def _poll_leased(
+        self, leases: SourceLeases, source: SourceConfig, now: datetime, *, force: bool
+    ) -> PollOutcome:
+        """HA mode: poll only if this replica wins the source's lease (it is due and no
+        other replica holds it); storing the outcome ends the lease."""
+        # Several replicas tick for every source: a tolerance near the interval would let
+        # each of them poll it, so here it is at most a quarter of the interval.
+        tolerance = min(self._tolerance(), self.config.interval_of(source) / 4)
+        state = await leases.claim(source.id, now, None if force else tolerance)
+        if state is None:
+            return PollOutcome(source.id, "skipped")
+        try:
+            if state.disabled:
+                await leases.release(source.id)
+                return PollOutcome(source.id, "disabled")
+            return await self._fetch_and_handle(source, state, now)
+        except Exception:
+            await leases.release(source.id)  # let the next tick (any replica) try again
+            raise
+
+    async def _fetch_and_handle(
+        self, source: SourceConfig, state: SourceState, now: datetime
+    ) -> PollOutcome:
         url = self.config.source_url(source)
         async with self._host_limit(url):
             fetched = await self.fetcher.fetch(
@@ -118,8 +147,10 @@ class Pipeline:
         otherwise a healthy source would be polled every other interval."""
         if state.next_check_at is None:
             return True
-        tolerance = timedelta(seconds=self.config.schedule.jitter + TICK_TOLERANCE_SECONDS)
-        return state.next_check_at <= now + tolerance
+        return state.next_check_at <= now + timedelta(seconds=self._tolerance())
+
+    def _tolerance(self) -> float:
+        return self.config.schedule.jitter + TICK_TOLERANCE_SECONDS
 
     async def _handle(
         self, source: SourceConfig, state: SourceState, fetched: FetchResult, now: datetime

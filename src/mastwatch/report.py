@@ -21,7 +21,8 @@ from mastwatch.config import Config, parse_duration
 from mastwatch.errors import ConfigError
 from mastwatch.model import Alert, Item, SourceState
 from mastwatch.rules import RuleSet, match
-from mastwatch.store.sqlite import SQLiteStore, StoreError
+from mastwatch.store.base import InspectableStore, Replica, StoreError
+from mastwatch.store.factory import make_store
 from mastwatch.text import make_document
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # ANSI escapes start with \x1b
@@ -47,12 +48,14 @@ def since_delta(text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
-async def open_existing_store(config: Config) -> SQLiteStore:
-    """The daemon's store, opened only if the file exists (a report never creates one)."""
-    path = config.resolve(config.store.path)
-    if not path.is_file():
-        raise StoreError(f"no store at {path}: has the daemon run with this config?")
-    store = SQLiteStore(path)
+async def open_existing_store(config: Config) -> InspectableStore:
+    """The daemon's store, opened only if it exists (a report never creates a SQLite file;
+    a PostgreSQL database is the operator's to create, and opening it migrates it)."""
+    if not config.store.is_postgres:
+        path = config.resolve(config.store.path)
+        if not path.is_file():
+            raise StoreError(f"no store at {path}: has the daemon run with this config?")
+    store = make_store(config)
     await store.open()
     return store
 
@@ -74,12 +77,15 @@ def _health(state: SourceState, enabled: bool) -> str:
     return "ok" if state.last_success_at else "never"
 
 
-async def print_status(config: Config, store: SQLiteStore, out: TextIO) -> None:
+async def print_status(config: Config, store: InspectableStore, out: TextIO) -> None:
     """Sources with their health, the outbox by state, and the latest alerts."""
     states = {s.source_id: s for s in await store.list_source_states()}
     configured = {s.id: s.enabled for s in config.sources}
     ids = list(configured) + sorted(set(states) - set(configured))
-    print(f"store {store.path} (schema {await store.schema_version()})", file=out)
+    print(f"store {store.describe()} (schema {await store.schema_version()})", file=out)
+    if config.store.is_postgres:
+        now = datetime.now(UTC)
+        _print_replicas(await store.live_replicas(now, config.ha.replica_ttl), now, out)
     print(f"sources ({len(ids)}):", file=out)
     for source_id in ids:
         state = states.get(source_id, SourceState(source_id=source_id))
@@ -104,7 +110,7 @@ async def print_status(config: Config, store: SQLiteStore, out: TextIO) -> None:
     await _print_alerts(store, alerts, out)
 
 
-async def _print_policy_state(store: SQLiteStore, out: TextIO) -> None:
+async def _print_policy_state(store: InspectableStore, out: TextIO) -> None:
     """Operator notices raised and silences in force (docs/alerting.md)."""
     notices = await store.active_notices()
     print(f"operator notices raised ({len(notices)}):", file=out)
@@ -117,10 +123,24 @@ async def _print_policy_state(store: SQLiteStore, out: TextIO) -> None:
         print(f"  {silence.id}  until {_when(silence.ends_at)}  {matchers}", file=out)
 
 
+def _print_replicas(replicas: Sequence[Replica], now: datetime, out: TextIO) -> None:
+    """HA mode: who is alive and which leases each holds right now."""
+    print(f"replicas ({len(replicas)} live):", file=out)
+    for replica in replicas:
+        age = (now - replica.last_seen).total_seconds()
+        print(
+            f"  {replica.replica_id:32} seen {age:4.0f}s ago  since {_when(replica.started_at)}"
+            f"  sources leased {len(replica.sources)}  deliveries leased {replica.deliveries}",
+            file=out,
+        )
+        if replica.sources:
+            print(f"      sources: {', '.join(replica.sources)}", file=out)
+
+
 # -- alerts ------------------------------------------------------------------------------------
 
 
-async def _print_alerts(store: SQLiteStore, alerts: Sequence[Alert], out: TextIO) -> None:
+async def _print_alerts(store: InspectableStore, alerts: Sequence[Alert], out: TextIO) -> None:
     deliveries = await store.delivery_states([a.id for a in alerts])
     for alert in alerts:
         print(
@@ -134,14 +154,14 @@ async def _print_alerts(store: SQLiteStore, alerts: Sequence[Alert], out: TextIO
         print(f"      {clean(alert.link) or alert.item_key}  {where or 'no receivers'}", file=out)
 
 
-async def _disposition(store: SQLiteStore, alert_id: str) -> str:
+async def _disposition(store: InspectableStore, alert_id: str) -> str:
     """What the alert policy did with an alert ("sent", "silenced:<silence id>", …)."""
     found = await store.alert_disposition(alert_id)
     return "sent" if found is None else found[1]
 
 
 async def print_alerts(
-    store: SQLiteStore, since: datetime, out: TextIO, *, as_json: bool = False
+    store: InspectableStore, since: datetime, out: TextIO, *, as_json: bool = False
 ) -> int:
     """Alerts created since ``since`` with where each went; returns how many."""
     alerts = await store.alerts_since(since)
@@ -210,7 +230,7 @@ def replay_table(hits: Sequence[Hit], alerts: Sequence[Alert]) -> list[tuple[str
 
 async def print_replay(
     config: Config,
-    store: SQLiteStore,
+    store: InspectableStore,
     ruleset: RuleSet,
     since: datetime,
     out: TextIO,

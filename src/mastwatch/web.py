@@ -30,7 +30,7 @@ from mastwatch.errors import MastwatchError
 from mastwatch.metrics import Metrics
 from mastwatch.model import Alert, SourceState
 from mastwatch.rules import RuleSet
-from mastwatch.store.sqlite import SQLiteStore
+from mastwatch.store.base import InspectableStore
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,7 +56,7 @@ class DaemonView(Protocol):
 
     config: Config
     ruleset: RuleSet
-    store: SQLiteStore
+    store: InspectableStore
     metrics: Metrics
 
     def is_scheduling(self) -> bool: ...

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from mastwatch.config import load_config
 from mastwatch.systemd import SystemdNotifier, socket_address, watchdog_interval
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -98,7 +99,12 @@ def test_compose_file_is_yaml_with_the_sqlite_service_and_the_ha_profile() -> No
     assert "state:/var/lib/mastwatch" in single["volumes"]
     assert single["ports"] == ["127.0.0.1:9470:9470"]
     assert services["mastwatch-ha"]["profiles"] == ["ha"]
-    assert services["mastwatch-ha"]["deploy"]["replicas"] == 2
+    ha = services["mastwatch-ha"]
+    assert ha["deploy"]["replicas"] == 3
+    assert ha["secrets"] == ["postgres-url"]
+    assert "./config.ha.toml:/etc/mastwatch/config.toml:ro" in ha["volumes"]
+    ha_config = load_config(DEPLOY / "config.ha.toml")
+    assert ha_config.store.url_file == Path("/run/secrets/postgres-url")
     assert services["postgres"]["profiles"] == ["ha"]
     assert set(compose["volumes"]) == {"state", "pgdata"}
 

@@ -19,7 +19,8 @@ from mastwatch.config import load_config, parse_duration
 from mastwatch.errors import ConfigError
 from mastwatch.log import configure_logging
 from mastwatch.policy.silences import SilenceError, new_silence, parse_matchers
-from mastwatch.store.sqlite import SQLiteStore, StoreError
+from mastwatch.store.base import StoreError
+from mastwatch.store.factory import make_store
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
 
@@ -86,7 +87,7 @@ async def _silence(args: argparse.Namespace, now: datetime) -> int:
             author=_author(args.author),
             now=now,
         )
-    async with SQLiteStore(config.resolve(config.store.path)) as store:
+    async with make_store(config) as store:
         if args.verb == "add":
             await store.add_silence(silence)
             print(silence.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Final
@@ -18,6 +18,7 @@ from typing import Final
 import structlog
 
 from mastwatch.model import Alert, Delivery, DeliveryState, Item, PollResult, Receiver, SourceState
+from mastwatch.store.base import Replica
 from mastwatch.store.migrate import Migration
 
 log = structlog.get_logger(__name__)
@@ -179,7 +180,8 @@ def save_source_state(conn: sqlite3.Connection, state: SourceState) -> None:
         " body_hash = excluded.body_hash, next_check_at = excluded.next_check_at,"
         " error_count = excluded.error_count, last_success_at = excluded.last_success_at,"
         " last_error_at = excluded.last_error_at, last_error = excluded.last_error,"
-        " baseline_done = excluded.baseline_done, disabled = excluded.disabled",
+        " baseline_done = excluded.baseline_done, disabled = excluded.disabled,"
+        " lease_owner = NULL, lease_until = NULL",  # a stored outcome ends the poll's lease
         {
             "source_id": state.source_id,
             "etag": state.etag,
@@ -406,7 +408,7 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
 
 
 def claim_deliveries(
-    conn: sqlite3.Connection, now: datetime, limit: int, lease_until: datetime
+    conn: sqlite3.Connection, now: datetime, limit: int, lease_until: datetime, owner: str | None
 ) -> list[Delivery]:
     """Select and lease in one IMMEDIATE transaction: no other claimer can slip between."""
     with transaction(conn):
@@ -417,8 +419,8 @@ def claim_deliveries(
             {"now": to_text(now), "limit": limit},
         ).fetchall()
         conn.executemany(
-            "UPDATE deliveries SET lease_until = ? WHERE id = ?",
-            [(to_text(lease_until), row["d_id"]) for row in rows],
+            "UPDATE deliveries SET lease_until = ?, lease_owner = ? WHERE id = ?",
+            [(to_text(lease_until), owner, row["d_id"]) for row in rows],
         )
     return [delivery_from_row(row) for row in rows]
 
@@ -429,7 +431,7 @@ def mark_sent(
     # A late success still wins over "failed": the message did reach its receiver.
     cursor = conn.execute(
         "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
-        " detail = ?, lease_until = NULL WHERE id = ? AND state != 'sent'",
+        " detail = ?, lease_until = NULL, lease_owner = NULL WHERE id = ? AND state != 'sent'",
         (to_text(now), detail, delivery_id),
     )
     return cursor.rowcount == 1
@@ -438,6 +440,7 @@ def mark_sent(
 def mark_retry(conn: sqlite3.Connection, delivery_id: int, at: datetime, error: str | None) -> bool:
     cursor = conn.execute(
         "UPDATE deliveries SET attempts = attempts + 1, due_at = ?, lease_until = NULL,"
+        " lease_owner = NULL,"
         " last_error = ? WHERE id = ? AND state = 'pending'",
         (to_text(at), error, delivery_id),
     )
@@ -449,6 +452,7 @@ def mark_failed(
 ) -> bool:
     cursor = conn.execute(
         "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, lease_until = NULL,"
+        " lease_owner = NULL,"
         " failed_at = ?, last_error = ? WHERE id = ? AND state = 'pending'",
         (to_text(now), error, delivery_id),
     )
@@ -473,3 +477,103 @@ def outbox_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def delivery_rows(conn: sqlite3.Connection) -> list[Delivery]:
     return [delivery_from_row(row) for row in conn.execute(DELIVERY_SELECT + " ORDER BY d.id")]
+
+
+# -- coordination of replicas (HA mode; see store.base)
+
+
+def claim_source(
+    conn: sqlite3.Connection,
+    source_id: str,
+    owner: str,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    due_before: datetime | None,
+) -> SourceState | None:
+    """Lease the source if nobody else holds an unexpired lease and it is due."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO sources (source_id) VALUES (?) ON CONFLICT (source_id) DO NOTHING",
+            (source_id,),
+        )
+        cursor = conn.execute(
+            "UPDATE sources SET lease_owner = :owner, lease_until = :until"
+            " WHERE source_id = :id"
+            " AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until <= :now)"
+            " AND (:due IS NULL OR next_check_at IS NULL OR next_check_at <= :due)",
+            {
+                "owner": owner,
+                "until": to_text(lease_until),
+                "id": source_id,
+                "now": to_text(now),
+                "due": opt_text(due_before),
+            },
+        )
+        if cursor.rowcount != 1:
+            return None
+        return get_source_state(conn, source_id)
+
+
+def release_source(conn: sqlite3.Connection, source_id: str, owner: str) -> None:
+    conn.execute(
+        "UPDATE sources SET lease_owner = NULL, lease_until = NULL"
+        " WHERE source_id = ? AND lease_owner = ?",
+        (source_id, owner),
+    )
+
+
+def heartbeat(
+    conn: sqlite3.Connection, replica_id: str, now: datetime, info: Mapping[str, str]
+) -> None:
+    conn.execute(
+        "INSERT INTO replicas (replica_id, started_at, last_seen, info) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (replica_id) DO UPDATE SET last_seen = excluded.last_seen,"
+        " info = excluded.info",
+        (replica_id, to_text(now), to_text(now), json.dumps(dict(info), sort_keys=True)),
+    )
+
+
+def live_replicas(conn: sqlite3.Connection, now: datetime, since: datetime) -> list[Replica]:
+    rows = conn.execute(
+        "SELECT replica_id, started_at, last_seen, info FROM replicas WHERE last_seen >= ?"
+        " ORDER BY replica_id",
+        (to_text(since),),
+    ).fetchall()
+    return [replica_from_row(conn, row, to_text(now)) for row in rows]
+
+
+def replica_from_row(conn: sqlite3.Connection, row: sqlite3.Row, now: str) -> Replica:
+    replica_id = row["replica_id"]
+    sources = conn.execute(
+        "SELECT source_id FROM sources WHERE lease_owner = ? AND lease_until > ?"
+        " ORDER BY source_id",
+        (replica_id, now),
+    )
+    deliveries = conn.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND lease_owner = ?"
+        " AND lease_until > ?",
+        (replica_id, now),
+    ).fetchone()[0]
+    return Replica(
+        replica_id=replica_id,
+        started_at=required_time(row["started_at"]),
+        last_seen=required_time(row["last_seen"]),
+        info={str(k): str(v) for k, v in json.loads(row["info"]).items()},
+        sources=tuple(source[0] for source in sources),
+        deliveries=int(deliveries),
+    )
+
+
+def forget_replica(conn: sqlite3.Connection, replica_id: str) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM replicas WHERE replica_id = ?", (replica_id,))
+        conn.execute(
+            "UPDATE sources SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+            (replica_id,),
+        )
+        conn.execute(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+            " WHERE lease_owner = ? AND state = 'pending'",
+            (replica_id,),
+        )

@@ -1,24 +1,36 @@
 """The Store Protocol: everything mastwatch persists, behind one small interface.
 
-One implementation per backend (SQLite today). Time is always passed in, never read
+One implementation per backend: SQLite (embedded, the default) and PostgreSQL (shared by
+replicas in HA mode). Time is always passed in, never read
 from the clock inside the store, so tests can move it freely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
+from mastwatch.errors import MastwatchError
 from mastwatch.model import (
+    Alert,
     Delivery,
     DigestEntry,
+    Item,
     Message,
     PolicyRows,
     PollResult,
     Silence,
     SourceState,
+    Story,
 )
+from mastwatch.store.migrate import Migration
+
+
+class StoreError(MastwatchError):
+    """The store cannot be used: unreachable, missing, unwritable, corrupt, or not open."""
 
 
 class Store(Protocol):
@@ -34,7 +46,8 @@ class Store(Protocol):
         """The stored state, or a fresh ``SourceState`` for a source never polled."""
 
     async def save_source_state(self, state: SourceState) -> None:
-        """Persist state alone (after a failed or not-modified poll)."""
+        """Persist state alone (after a failed or not-modified poll); releases the
+        source's lease, as ``commit_poll`` does."""
 
     async def unseen_keys(self, source_id: str, keys: Iterable[str]) -> set[str]:
         """The item keys of ``keys`` not yet recorded for this source."""
@@ -50,9 +63,10 @@ class Store(Protocol):
         Returns the number of deliveries enqueued."""
 
     async def claim_deliveries(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
     ) -> Sequence[Delivery]:
-        """Pending deliveries due at ``now``, leased so no other worker takes them."""
+        """Pending deliveries due at ``now``, leased (to ``owner``, a replica id, when
+        given) so no other worker takes them."""
 
     async def mark_sent(
         self, delivery_id: int, now: datetime, detail: str | None = None
@@ -134,3 +148,84 @@ class Store(Protocol):
         self, message_id: int, outcome: str, at: datetime, text: str | None = None
     ) -> None:
         """Settle a claimed message: "sent", "retry" (due again at ``at``) or "failed"."""
+
+# == Coordination of replicas (HA mode) =====================================================
+# Replicas share one database and coordinate through it alone: a source is polled only by
+# the replica that claimed it (a lease with an expiry, so a dead replica's sources become
+# claimable again), deliveries are leased the same way, and every replica heartbeats.
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A replica as ``mastwatch status`` shows it: identity, liveness and what it holds."""
+
+    replica_id: str
+    started_at: datetime
+    last_seen: datetime
+    info: Mapping[str, str] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()  # source ids whose unexpired lease it holds
+    deliveries: int = 0  # pending deliveries whose unexpired lease it holds
+
+
+class CoordinationStore(Protocol):
+    async def claim_source(
+        self,
+        source_id: str,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        due_tolerance: float | None,
+    ) -> SourceState | None:
+        """Lease the source to ``owner`` until ``now + lease_seconds`` and return its state,
+        or None when another owner's lease is unexpired or the source is not due (its
+        ``next_check_at`` is later than ``now + due_tolerance``; None tolerance: any time).
+        ``commit_poll``, ``save_source_state`` and ``release_source`` end the lease."""
+
+    async def release_source(self, source_id: str, owner: str) -> None:
+        """End ``owner``'s lease on the source (a no-op if someone else holds it)."""
+
+    async def heartbeat(self, replica_id: str, now: datetime, info: Mapping[str, str]) -> None:
+        """Record that the replica is alive at ``now`` (inserting it on first call)."""
+
+    async def live_replicas(self, now: datetime, ttl: float) -> list[Replica]:
+        """Replicas seen within ``ttl`` seconds of ``now``, with the leases each holds."""
+
+    async def forget_replica(self, replica_id: str) -> None:
+        """Remove the replica and release every lease it holds (a clean shutdown)."""
+
+
+# == Inspection: what reports, the web page and tests read ==================================
+
+
+class InspectableStore(Store, CoordinationStore, Protocol):
+    """Everything the daemon, ``mastwatch status``/``alerts``/``replay`` use."""
+
+    applied_migrations: list[Migration]  # what the last open() applied (``migrate``)
+
+    def describe(self) -> str:
+        """Where the data lives, safe to print: a file path, or host/database (no password)."""
+
+    async def schema_version(self) -> int: ...
+    async def list_source_states(self) -> list[SourceState]: ...
+    async def delivery_rows(self) -> list[Delivery]: ...
+    async def recent_alerts(self, limit: int = 50) -> list[Alert]: ...
+    async def alerts_since(self, since: datetime) -> list[Alert]: ...
+    async def items_since(self, since: datetime) -> list[tuple[Item, datetime]]: ...
+    async def delivery_states(
+        self, alert_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str, str]]]: ...
+
+    # the alert policy's state, as ``status``, ``alerts`` and tests read it
+    async def stories_since(self, since: datetime) -> list[Story]: ...
+    async def alert_disposition(self, alert_id: str) -> tuple[str | None, str] | None: ...
+    async def digest_claims(self, digest_id: str) -> list[tuple[datetime, int]]: ...
+    async def active_notices(self) -> list[tuple[str, str, datetime]]: ...
+    async def message_rows(self) -> list[tuple[Message, str]]: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,6 @@ from typing import Concatenate, Final, ParamSpec, Self, TypeVar
 
 import structlog
 
-from mastwatch.errors import MastwatchError
 from mastwatch.model import (
     Alert,
     Delivery,
@@ -45,6 +44,7 @@ from mastwatch.model import (
 from mastwatch.store import _sqlite_digest as dg
 from mastwatch.store import _sqlite_ops as ops
 from mastwatch.store import _sqlite_policy as policy
+from mastwatch.store.base import Replica, StoreError
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
 log = structlog.get_logger(__name__)
@@ -56,8 +56,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-class StoreError(MastwatchError):
-    """The store cannot be used: the file is missing, unwritable, corrupt, or not open."""
+__all__ = ["MIGRATIONS_PACKAGE", "SQLiteStore", "StoreError"]
 
 
 class SQLiteStore:
@@ -73,6 +72,7 @@ class SQLiteStore:
         self.path = path if str(path) == _MEMORY else Path(path)
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.applied_migrations: list[Migration] = []  # by the last open()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -84,6 +84,7 @@ class SQLiteStore:
         try:
             self._conn = await self._on_worker(_connect, self.path)
             applied = await migrate(self._migration_target(), load_migrations(MIGRATIONS_PACKAGE))
+            self.applied_migrations = applied
         except BaseException as exc:
             await self.close()  # never leave a half-open store or an orphan worker thread
             if isinstance(exc, sqlite3.Error | OSError):
@@ -127,6 +128,10 @@ class SQLiteStore:
             return await self._call(ops.ping)
         except sqlite3.Error:
             return False
+
+    def describe(self) -> str:
+        """The file path (for ``status`` and logs)."""
+        return f"sqlite {self.path}"
 
     async def schema_version(self) -> int:
         """The highest migration version applied to this file (0 for none)."""
@@ -174,7 +179,7 @@ class SQLiteStore:
     # -- outbox ----------------------------------------------------------------------------
 
     async def claim_deliveries(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
     ) -> Sequence[Delivery]:
         """Lease up to ``limit`` pending deliveries due at ``now``, oldest due first.
 
@@ -185,7 +190,7 @@ class SQLiteStore:
         if limit <= 0:
             return []  # SQLite reads LIMIT -1 as "no limit"
         lease_until = now + timedelta(seconds=lease_seconds)
-        return await self._call(ops.claim_deliveries, now, limit, lease_until)
+        return await self._call(ops.claim_deliveries, now, limit, lease_until, owner)
 
     async def mark_sent(self, delivery_id: int, now: datetime, detail: str | None = None) -> None:
         """Record a successful send (counts the attempt, keeps ``detail`` such as a ts)."""
@@ -328,6 +333,40 @@ class SQLiteStore:
     async def message_rows(self) -> list[tuple[Message, str]]:
         """Every message with its state, in id order (tests and ``status``)."""
         return await self._call(dg.message_rows)
+
+    # -- coordination of replicas (see store.base.CoordinationStore) -----------------------
+
+    async def claim_source(
+        self,
+        source_id: str,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        due_tolerance: float | None,
+    ) -> SourceState | None:
+        """Lease the source to ``owner`` if it is due and nobody else holds it."""
+        lease_until = now + timedelta(seconds=lease_seconds)
+        due_before = None if due_tolerance is None else now + timedelta(seconds=due_tolerance)
+        return await self._call(
+            ops.claim_source,
+            source_id,
+            owner,
+            now=now,
+            lease_until=lease_until,
+            due_before=due_before,
+        )
+
+    async def release_source(self, source_id: str, owner: str) -> None:
+        await self._call(ops.release_source, source_id, owner)
+
+    async def heartbeat(self, replica_id: str, now: datetime, info: Mapping[str, str]) -> None:
+        await self._call(ops.heartbeat, replica_id, now, info)
+
+    async def live_replicas(self, now: datetime, ttl: float) -> list[Replica]:
+        return await self._call(ops.live_replicas, now, now - timedelta(seconds=ttl))
+
+    async def forget_replica(self, replica_id: str) -> None:
+        await self._call(ops.forget_replica, replica_id)
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
--- Alert policy (issue 5): stories, message kinds in the outbox, alert dispositions.
+-- mastwatch SQLite schema, version 5. Alert policy (issue 5): stories, message kinds in the outbox, alert dispositions.
 
 -- A story: items about one piece of news (same normalised link or similar title).
 -- signature: JSON array of 64 MinHash values (< 2^61); reports: JSON array of
@@ -44,6 +44,7 @@ CREATE TABLE deliveries_new (
     attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     due_at      TEXT NOT NULL,
     lease_until TEXT,
+    lease_owner TEXT,                       -- the replica holding the lease (0004)
     last_error  TEXT,
     detail      TEXT,
     created_at  TEXT NOT NULL,
@@ -53,9 +54,9 @@ CREATE TABLE deliveries_new (
 );
 
 INSERT INTO deliveries_new (id, alert_id, channel, target, state, attempts, due_at,
-    lease_until, last_error, detail, created_at, sent_at, failed_at)
-SELECT id, alert_id, channel, target, state, attempts, due_at, lease_until, last_error,
-    detail, created_at, sent_at, failed_at FROM deliveries;
+    lease_until, lease_owner, last_error, detail, created_at, sent_at, failed_at)
+SELECT id, alert_id, channel, target, state, attempts, due_at, lease_until, lease_owner,
+    last_error, detail, created_at, sent_at, failed_at FROM deliveries;
 
 DROP TABLE deliveries;
 ALTER TABLE deliveries_new RENAME TO deliveries;

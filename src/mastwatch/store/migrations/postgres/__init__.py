@@ -1,0 +1,1 @@
+"""PostgreSQL schema migrations (NNNN_name.sql), applied by mastwatch.store.migrate."""
