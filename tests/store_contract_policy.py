@@ -6,6 +6,7 @@ A backend's test class lists these next to :class:`store_contract.StoreContract`
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -206,3 +207,138 @@ class StoryStoreContract:
         assert row.info["count"] == 3
         assert await store.claim_deliveries(at(60), 10, 30) == []  # due at the hour's end
         assert len(await store.claim_deliveries(due, 10, 30)) == 1
+
+
+# -- HA: replicas sharing the policy's state (issue 8) ------------------------------------
+# Several stores on one database play several replicas (the SQLite file works the same
+# way: its write lock serialises them as PostgreSQL's row and advisory locks do).
+
+
+def shared_story(
+    *reports: tuple[str, float], tier: str = "high", escalation: str | None = None
+) -> Any:
+    from mastwatch.model import Report, Story  # noqa: PLC0415
+
+    return Story(
+        id="story-1",
+        title="日米関税協議",
+        link="https://example.go.jp/a",
+        link_key="example.go.jp/a",
+        signature=(1, 2, 3),
+        tier=tier,
+        reports=tuple(Report(source, source.upper(), at(when)) for source, when in reports),
+        first_seen_at=at(0),
+        last_seen_at=at(max(when for _, when in reports)),
+        escalation=escalation,
+    )
+
+
+def with_story(poll: Any, story: Any) -> Any:
+    return type(poll)(
+        state=poll.state,
+        items=poll.items,
+        records=poll.records,
+        entries=poll.entries,
+        stories=(story,),
+    )
+
+
+class ReplicaPolicyContract:
+    async def test_story_state_is_shared_and_merged_across_replicas(self, open_store: Any) -> None:
+        first, second = await open_store(), await open_store()
+        await first.commit_poll(with_story(story_poll("a"), shared_story(("mof", 0))), at(0))
+        (seen,) = (await second.policy_rows(at(10), 3600.0, [])).stories
+        assert [r.source_id for r in seen.reports] == ["mof"]
+        # two replicas each add a report to the story as they read it before the other wrote
+        nhk = shared_story(("mof", 0), ("nhk", 20), tier="critical", escalation="2 sources")
+        kyodo = shared_story(("mof", 0), ("kyodo", 30))  # has not seen NHK nor the escalation
+        await second.commit_poll(with_story(story_poll("b", at_seconds=20), nhk), at(20))
+        await first.commit_poll(with_story(story_poll("c", at_seconds=30), kyodo), at(30))
+        (story,) = (await first.policy_rows(at(40), 3600.0, [])).stories
+        assert [r.source_id for r in story.reports] == ["mof", "nhk", "kyodo"]
+        assert (story.tier, story.escalation) == ("critical", "2 sources")
+        assert story.last_seen_at == at(30)
+        assert (await second.policy_rows(at(40), 3600.0, [])).told == {
+            "story-1": frozenset({("slack", "#desk")})
+        }
+
+    async def test_concurrent_digest_claims_have_one_winner(self, open_store: Any) -> None:
+        stores = [await open_store() for _ in range(3)]
+        await stores[0].commit_poll(digest_poll("a", "b"), at(0))
+        ids = [e.alert.id for e in await stores[1].waiting_digest_entries("morning", at(60))]
+        period = (at(-3600), at(60))
+        won = await asyncio.gather(
+            *(
+                store.claim_digest("morning", period, ids, [mail(f"d:{n}")], at(61))
+                for n, store in enumerate(stores)
+            )
+        )
+        assert sorted(won) == [False, False, True]
+        rows = await stores[2].message_rows()
+        assert [m.ref for m, _ in rows] == [f"d:{won.index(True)}"]
+        assert await stores[2].digest_claims("morning") == [(at(-3600), 2)]
+
+    async def test_concurrent_notices_notify_once(self, open_store: Any) -> None:
+        stores = [await open_store() for _ in range(3)]
+        text = ("source failing", "3 errors")
+        raised = await asyncio.gather(
+            *(
+                store.set_notice(
+                    "source_failing:x",
+                    True,
+                    text,
+                    [Message("notice", f"n:{n}", "console", "stdout", "failing", "3 errors")],
+                    at(n),
+                )
+                for n, store in enumerate(stores)
+            )
+        )
+        assert sorted(raised) == [False, False, True]
+        assert len(await stores[0].message_rows()) == 1
+        assert [key for key, _, _ in await stores[1].active_notices()] == ["source_failing:x"]
+
+    async def test_replicas_never_share_a_message(self, open_store: Any) -> None:
+        first, second = await open_store(), await open_store()
+        notes = [mail(f"d:{n}", target=f"desk{n}@example.org") for n in range(12)]
+        await first.claim_digest("morning", (at(0), at(60)), [], notes, at(60))
+        claims = await asyncio.gather(
+            *(
+                store.claim_messages(at(60), 2, 30, owner)
+                for store, owner in [(first, "r1"), (second, "r2")] * 3
+            )
+        )
+        claimed = [m.id for batch in claims for m in batch]
+        assert len(claimed) == len(set(claimed)) == 12
+        assert await second.claim_messages(at(61), 100, 30, "r2") == []  # all leased
+
+    async def test_a_forgotten_replica_hands_back_its_messages(self, open_store: Any) -> None:
+        first, second = await open_store(), await open_store()
+        await first.claim_digest("morning", (at(0), at(60)), [], [mail("d:1")], at(60))
+        (taken,) = await first.claim_messages(at(60), 10, 300, "r1")
+        assert await second.claim_messages(at(61), 10, 300, "r2") == []
+        await first.forget_replica("r1")  # a clean stop: no waiting for the lease
+        assert [m.id for m in await second.claim_messages(at(62), 10, 300, "r2")] == [taken.id]
+
+    async def test_a_silence_added_on_one_replica_holds_on_all(self, open_store: Any) -> None:
+        first, second = await open_store(), await open_store()
+        await first.add_silence(silence("s1", 0, 4, rule="tariffs"))
+        assert [s.id for s in await second.active_silences(at(60))] == ["s1"]
+        assert await second.expire_silence("s1", at(120))
+        assert await first.active_silences(at(121)) == []
+
+    async def test_concurrent_flood_guards_fill_one_summary(self, open_store: Any) -> None:
+        from mastwatch.model import MessageKind  # noqa: PLC0415
+
+        stores = [await open_store() for _ in range(3)]
+        summary = {"kind": MessageKind.SUMMARY, "due_at": at(3600), "group_key": "flood:t:h"}
+        await asyncio.gather(
+            *(
+                store.commit_poll(story_poll(f"i{n}", **summary), at(n))
+                for n, store in enumerate(stores)
+            )
+        )
+        (row,) = await stores[0].delivery_rows()
+        assert row.info["count"] == 3
+        assert sorted(i["title"] for i in row.info["items"]) == [
+            f"日米関税協議 i{n}" for n in range(3)
+        ]

@@ -197,7 +197,11 @@ class Daemon:
         self._set_receivers()
         # digests and operator notices (issue 5, P2): pre-rendered messages, own outbox
         self.messages = MessageWorker(
-            self.store, make_senders(self.notifiers), self.config.delivery, self.clock
+            self.store,
+            make_senders(self.notifiers),
+            self.config.delivery,
+            self.clock,
+            owner=self.replica_id,
         )
         self.notices = Notices(self.store, self.config.notices, frozenset(self.notifiers))
         self.worker.on_settled = self._delivery_notice

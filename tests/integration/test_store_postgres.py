@@ -14,6 +14,12 @@ from mastwatch.store.migrate import load_migrations
 from mastwatch.store.postgres import MIGRATIONS_PACKAGE, PostgresStore, describe_url
 from pg_fixtures import fresh_database
 from store_contract import StoreContract, StoreFactory
+from store_contract_policy import (
+    DigestStoreContract,
+    ReplicaPolicyContract,
+    SilenceStoreContract,
+    StoryStoreContract,
+)
 
 
 @pytest.fixture
@@ -27,7 +33,13 @@ def store_factory(pg_url: str) -> StoreFactory:
     return functools.partial(PostgresStore, pg_url)
 
 
-class TestPostgresStoreContract(StoreContract):
+class TestPostgresStoreContract(
+    StoreContract,
+    DigestStoreContract,
+    SilenceStoreContract,
+    StoryStoreContract,
+    ReplicaPolicyContract,
+):
     migrations_package = MIGRATIONS_PACKAGE
     integrity_error = asyncpg.IntegrityConstraintViolationError
 

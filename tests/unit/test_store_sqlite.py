@@ -30,7 +30,12 @@ from store_contract import (
     make_item,
     make_poll,
 )
-from store_contract_policy import DigestStoreContract, SilenceStoreContract, StoryStoreContract
+from store_contract_policy import (
+    DigestStoreContract,
+    ReplicaPolicyContract,
+    SilenceStoreContract,
+    StoryStoreContract,
+)
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 LATEST = len(load_migrations(MIGRATIONS_PACKAGE))  # the schema version a fresh file reaches
@@ -47,7 +52,11 @@ def store_factory(db_path: Path) -> StoreFactory:
 
 
 class TestSQLiteStoreContract(
-    StoreContract, DigestStoreContract, SilenceStoreContract, StoryStoreContract
+    StoreContract,
+    DigestStoreContract,
+    SilenceStoreContract,
+    StoryStoreContract,
+    ReplicaPolicyContract,
 ):
     migrations_package = MIGRATIONS_PACKAGE
     integrity_error = sqlite3.IntegrityError

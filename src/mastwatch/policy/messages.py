@@ -38,7 +38,7 @@ Sender = Callable[[Message], Awaitable[None]]
 
 class MessageStore(Protocol):
     async def claim_messages(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
     ) -> Sequence[Message]: ...
 
     async def mark_message(
@@ -101,6 +101,7 @@ class MessageWorker:
     senders: Mapping[str, Sender]
     settings: DeliveryConfig
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    owner: str | None = None  # the replica id its leases carry (HA mode)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
@@ -118,7 +119,7 @@ class MessageWorker:
     async def deliver_due(self) -> int:
         """Send every message due now; returns how many were attempted."""
         batch = await self.store.claim_messages(
-            self.clock(), self.settings.batch_size, LEASE_SECONDS
+            self.clock(), self.settings.batch_size, LEASE_SECONDS, self.owner
         )
         for message in batch:
             await self._attempt(message)

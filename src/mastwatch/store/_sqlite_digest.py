@@ -253,7 +253,7 @@ def message_from_row(row: sqlite3.Row) -> Message:
 
 
 def claim_messages(
-    conn: sqlite3.Connection, now: datetime, limit: int, lease_until: datetime
+    conn: sqlite3.Connection, now: datetime, limit: int, lease_until: datetime, owner: str | None
 ) -> list[Message]:
     with transaction(conn):
         rows = conn.execute(
@@ -262,8 +262,8 @@ def claim_messages(
             {"now": to_text(now), "limit": limit},
         ).fetchall()
         conn.executemany(
-            "UPDATE messages SET lease_until = ? WHERE id = ?",
-            [(to_text(lease_until), row["id"]) for row in rows],
+            "UPDATE messages SET lease_until = ?, lease_owner = ? WHERE id = ?",
+            [(to_text(lease_until), owner, row["id"]) for row in rows],
         )
     return [message_from_row(row) for row in rows]
 
@@ -274,11 +274,13 @@ def mark_message(
     """``outcome`` "sent" (text: detail), "retry" (at: next try) or "failed" (text: error)."""
     statements = {
         "sent": "UPDATE messages SET state = 'sent', attempts = attempts + 1, sent_at = :at,"
-        " detail = :text, lease_until = NULL WHERE id = :id AND state != 'sent'",
+        " detail = :text, lease_until = NULL, lease_owner = NULL"
+        " WHERE id = :id AND state != 'sent'",
         "retry": "UPDATE messages SET attempts = attempts + 1, due_at = :at, lease_until = NULL,"
+        " lease_owner = NULL,"
         " last_error = :text WHERE id = :id AND state = 'pending'",
         "failed": "UPDATE messages SET state = 'failed', attempts = attempts + 1,"
-        " lease_until = NULL, failed_at = :at, last_error = :text"
+        " lease_until = NULL, lease_owner = NULL, failed_at = :at, last_error = :text"
         " WHERE id = :id AND state = 'pending'",
     }
     cursor = conn.execute(statements[outcome], {"id": message_id, "at": to_text(at), "text": text})

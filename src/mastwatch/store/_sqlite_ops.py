@@ -577,3 +577,8 @@ def forget_replica(conn: sqlite3.Connection, replica_id: str) -> None:
             " WHERE lease_owner = ? AND state = 'pending'",
             (replica_id,),
         )
+        conn.execute(
+            "UPDATE messages SET lease_owner = NULL, lease_until = NULL"
+            " WHERE lease_owner = ? AND state = 'pending'",
+            (replica_id,),
+        )

@@ -51,7 +51,17 @@ def record_alert(conn: sqlite3.Connection, record: AlertRecord) -> None:
 
 
 def save_story(conn: sqlite3.Connection, story: Story) -> None:
-    reports = [[r.source_id, r.source_name, to_text(r.at)] for r in story.reports]
+    """Insert the story or merge it into the stored one. The caller holds the write lock
+    (BEGIN IMMEDIATE), so a process sharing the file cannot add a report in between; the
+    merge keeps a report another process stored since this poll read the story."""
+    row = conn.execute(
+        "SELECT tier, reports, last_seen_at, escalation FROM stories WHERE id = ?", (story.id,)
+    ).fetchone()
+    tier, reports, last_seen, escalation = (
+        (story.tier, story.reports, to_text(story.last_seen_at), story.escalation)
+        if row is None
+        else merge_story(row, story)
+    )
     conn.execute(
         "INSERT INTO stories (id, title, link, link_key, signature, tier, reports,"
         " first_seen_at, last_seen_at, escalation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -63,12 +73,29 @@ def save_story(conn: sqlite3.Connection, story: Story) -> None:
             story.link,
             story.link_key,
             json.dumps(list(story.signature)),
-            story.tier,
-            json.dumps(reports, ensure_ascii=False),
+            tier,
+            json.dumps(
+                [[r.source_id, r.source_name, to_text(r.at)] for r in reports], ensure_ascii=False
+            ),
             to_text(story.first_seen_at),
-            to_text(story.last_seen_at),
-            story.escalation,
+            last_seen,
+            escalation,
         ),
+    )
+
+
+def merge_story(row: sqlite3.Row, story: Story) -> tuple[str, tuple[Report, ...], str, str | None]:
+    """(tier, reports, last seen, escalation): the stored story and this poll's view of
+    it together. Reports are a union by source; an escalation only ever raises the tier."""
+    stored = tuple(Report(s, n, required_time(at)) for s, n, at in json.loads(row["reports"]))
+    known = {r.source_id for r in stored}
+    reports = stored + tuple(r for r in story.reports if r.source_id not in known)
+    escalated = story.escalation is not None or row["escalation"] is None
+    return (
+        story.tier if escalated else row["tier"],
+        reports,
+        max(row["last_seen_at"], to_text(story.last_seen_at)),  # fixed-width UTC text
+        story.escalation or row["escalation"],
     )
 
 
@@ -195,7 +222,8 @@ def defer_delivery(conn: sqlite3.Connection, delivery_id: int, at: datetime) -> 
     """Release a claimed delivery until ``at`` without counting an attempt (a thread
     reply waiting for its parent has not failed)."""
     cursor = conn.execute(
-        "UPDATE deliveries SET due_at = ?, lease_until = NULL WHERE id = ? AND state = 'pending'",
+        "UPDATE deliveries SET due_at = ?, lease_until = NULL, lease_owner = NULL"
+        " WHERE id = ? AND state = 'pending'",
         (to_text(at), delivery_id),
     )
     return cursor.rowcount == 1

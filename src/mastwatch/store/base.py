@@ -140,7 +140,7 @@ class Store(Protocol):
         """Raise or clear a notice, enqueueing ``messages`` only when its state changes."""
 
     async def claim_messages(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
     ) -> Sequence[Message]:
         """Pending messages due at ``now``, leased so no other worker takes them."""
 
@@ -148,6 +148,7 @@ class Store(Protocol):
         self, message_id: int, outcome: str, at: datetime, text: str | None = None
     ) -> None:
         """Settle a claimed message: "sent", "retry" (due again at ``at``) or "failed"."""
+
 
 # == Coordination of replicas (HA mode) =====================================================
 # Replicas share one database and coordinate through it alone: a source is polled only by

@@ -29,7 +29,21 @@ from urllib.parse import urlsplit
 import asyncpg
 import structlog
 
-from mastwatch.model import Alert, Delivery, DeliveryState, Item, PollResult, Receiver, SourceState
+from mastwatch.model import (
+    Alert,
+    Delivery,
+    DeliveryState,
+    DigestEntry,
+    Item,
+    Message,
+    PolicyRows,
+    PollResult,
+    Receiver,
+    Silence,
+    SourceState,
+    Story,
+)
+from mastwatch.store import _pg_policy as pgp
 from mastwatch.store.base import Replica, StoreError
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
@@ -171,6 +185,10 @@ class PostgresStore:
             await conn.execute(UPSERT_STATE, *state_args(result.state))
             inserted = await _insert_items(conn, result.items, _utc(now))
             enqueued = await _enqueue(conn, result.outbox, inserted, _utc(now))
+            # the alert policy's records, stories and messages, then digest entries (as
+            # SQLite's commit_poll: an alert held for a digest keeps its disposition)
+            enqueued += await pgp.commit_policy(conn, result, inserted, _utc(now))
+            await pgp.queue_digest_entries(conn, result.digest_entries, inserted, _utc(now))
         log.debug(
             "store_poll_committed",
             source_id=result.state.source_id,
@@ -340,11 +358,182 @@ class PostgresStore:
                 "UPDATE sources SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
                 replica_id,
             )
-            await conn.execute(
-                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
-                " WHERE lease_owner = $1 AND state = 'pending'",
-                replica_id,
+            for table in ("deliveries", "messages"):
+                await conn.execute(
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL"  # noqa: S608
+                    " WHERE lease_owner = $1 AND state = 'pending'",
+                    replica_id,
+                )
+
+    # -- alert policy: stories, thread parents (see store.base.Store; SQL in _pg_policy) ---
+
+    async def policy_rows(
+        self, now: datetime, story_window: float, rule_ids: Iterable[str]
+    ) -> PolicyRows:
+        """Live stories, who has each, rules' last alerts per story and hourly counts:
+        one snapshot, so the four parts agree however other replicas write meanwhile."""
+        async with (
+            self._require_pool().acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return await pgp.policy_rows(conn, _utc(now), story_window, rule_ids)
+
+    async def story_parent(
+        self, story_id: str, channel: str, target: str
+    ) -> tuple[str, str | None] | None:
+        """The story's newest parent message for this receiver as (state, ts), or None."""
+        row = await self._fetchrow(
+            "SELECT state, detail FROM deliveries WHERE story_id = $1 AND channel = $2"
+            " AND target = $3 AND kind = 'parent'"
+            " ORDER BY (state = 'sent') DESC, id DESC LIMIT 1",
+            story_id,
+            channel,
+            target,
+        )
+        return None if row is None else (str(row["state"]), row["detail"])
+
+    async def defer_delivery(self, delivery_id: int, at: datetime) -> None:
+        """Release a claimed delivery until ``at`` without counting an attempt."""
+        await self._mark(
+            "UPDATE deliveries SET due_at = $2, lease_until = NULL, lease_owner = NULL"
+            " WHERE id = $1 AND state = 'pending'",
+            delivery_id,
+            _utc(at),
+        )
+
+    async def stories_since(self, since: datetime) -> list[Story]:
+        rows = await self._fetch(
+            "SELECT * FROM stories WHERE last_seen_at >= $1 ORDER BY last_seen_at DESC",
+            _utc(since),
+        )
+        return [pgp.story_from_row(row) for row in rows]
+
+    async def alert_disposition(self, alert_id: str) -> tuple[str | None, str] | None:
+        row = await self._fetchrow(
+            "SELECT story_id, disposition FROM alerts WHERE id = $1", alert_id
+        )
+        return None if row is None else (row["story_id"], str(row["disposition"]))
+
+    # -- digests, silences, notices, messages outbox -----------------------------------------
+
+    async def waiting_digest_entries(self, digest_id: str, before: datetime) -> list[DigestEntry]:
+        """Entries of ``digest_id`` queued before ``before`` that no digest has taken yet."""
+        rows = await self._fetch(
+            "SELECT a.*, e.story_id AS e_story_id FROM digest_entries AS e"
+            " JOIN alerts AS a ON a.id = e.alert_id"
+            " WHERE e.digest_id = $1 AND e.claim_id IS NULL AND e.queued_at < $2"
+            " ORDER BY e.queued_at, e.id",
+            digest_id,
+            _utc(before),
+        )
+        return [
+            DigestEntry(alert_from_row(row), digest_id=digest_id, story_id=row["e_story_id"])
+            for row in rows
+        ]
+
+    async def claim_digest(
+        self,
+        digest_id: str,
+        period: tuple[datetime, datetime],
+        alert_ids: Sequence[str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        """Claim the period (unique per digest and start, across replicas), take the
+        entries, enqueue the messages, in one transaction; False if claimed before."""
+        async with self._tx() as conn:
+            return await pgp.claim_digest(
+                conn, digest_id, period, list(alert_ids), list(messages), _utc(now)
             )
+
+    async def digest_claims(self, digest_id: str) -> list[tuple[datetime, int]]:
+        rows = await self._fetch(
+            "SELECT period_start, entries FROM digest_claims WHERE digest_id = $1 ORDER BY id",
+            digest_id,
+        )
+        return [(row["period_start"], int(row["entries"])) for row in rows]
+
+    async def add_silence(self, silence: Silence) -> None:
+        await self._execute(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, author, comment,"
+            " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            *pgp.silence_args(silence),
+        )
+
+    async def list_silences(self, now: datetime, *, expired: bool = False) -> list[Silence]:
+        """Silences not ended at ``now`` (pending ones included), or all with ``expired``."""
+        where = " WHERE $1::timestamptz IS NULL OR ends_at > $1"
+        rows = await self._fetch(
+            pgp.SELECT_SILENCE + where + " ORDER BY created_at, id",
+            None if expired else _utc(now),
+        )
+        return [pgp.silence_from_row(row) for row in rows]
+
+    async def active_silences(self, now: datetime) -> list[Silence]:
+        rows = await self._fetch(
+            pgp.SELECT_SILENCE + " WHERE starts_at <= $1 AND ends_at > $1 ORDER BY created_at, id",
+            _utc(now),
+        )
+        return [pgp.silence_from_row(row) for row in rows]
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> bool:
+        """End a silence at ``now``; False for an unknown or already ended one."""
+        status = await self._execute(
+            "UPDATE silences SET ends_at = $2 WHERE id = $1 AND ends_at > $2",
+            silence_id,
+            _utc(now),
+        )
+        return status == "UPDATE 1"
+
+    async def set_notice(
+        self,
+        key: str,
+        active: bool,
+        text: tuple[str, str],
+        messages: Sequence[Message],
+        now: datetime,
+    ) -> bool:
+        """Raise or clear notice ``key`` and enqueue ``messages`` only if that changes its
+        state (one transaction, under a lock per key); True when it did."""
+        if await pgp.notice_active(self._require_pool(), key) == active:
+            return False  # the common case (a success clearing nothing) writes nothing
+        async with self._tx() as conn:
+            return await pgp.set_notice(conn, key, active, text, list(messages), _utc(now))
+
+    async def active_notices(self) -> list[tuple[str, str, datetime]]:
+        rows = await self._fetch(
+            "SELECT key, subject, raised_at FROM notices WHERE active ORDER BY key"
+        )
+        return [(row["key"], row["subject"], row["raised_at"]) for row in rows]
+
+    async def claim_messages(
+        self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
+    ) -> Sequence[Message]:
+        """Lease up to ``limit`` due messages; rows another replica has locked are skipped."""
+        if limit <= 0:
+            return []
+        now = _utc(now)
+        rows = await self._fetch(
+            pgp.CLAIM_MESSAGES, now, limit, now + timedelta(seconds=lease_seconds), owner
+        )
+        rows = sorted(rows, key=lambda row: (row["due_at"], row["id"]))
+        return [pgp.message_from_row(row) for row in rows]
+
+    async def mark_message(
+        self, message_id: int, outcome: str, at: datetime, text: str | None = None
+    ) -> None:
+        """``outcome`` is "sent", "retry" (``at`` = next try) or "failed"."""
+        if await self._execute(pgp.MARK_MESSAGE[outcome], message_id, _utc(at), text) == (
+            "UPDATE 0"
+        ):
+            log.warning("store_mark_ignored", message_id=message_id, update=outcome)
+
+    async def message_rows(self) -> list[tuple[Message, str]]:
+        """Every message with its state, in id order (tests and ``status``)."""
+        rows = await self._fetch(
+            f"SELECT {pgp.MESSAGE_COLUMNS}, state FROM messages ORDER BY id"  # noqa: S608
+        )
+        return [(pgp.message_from_row(row), str(row["state"])) for row in rows]
 
     # -- plumbing: small helpers every method goes through ---------------------------------
 
@@ -470,6 +659,7 @@ SELECT_ALERT: Final = (
 DELIVERY_SELECT: Final = (
     "SELECT d.id AS d_id, d.channel AS d_channel, d.target AS d_target,"
     " d.attempts AS d_attempts, d.state AS d_state, d.last_error AS d_last_error,"
+    " d.kind AS d_kind, d.story_id AS d_story_id, d.info AS d_info,"
     " a.id, a.rule_id, a.rule_title, a.tier, a.source_id, a.source_name, a.item_key,"
     " a.title, a.link, a.summary, a.matched, a.published, a.created_at"
     " FROM deliveries AS d JOIN alerts AS a ON a.id = d.alert_id"
@@ -549,7 +739,8 @@ async def _enqueue(
         for receiver in receivers:
             status = await conn.execute(
                 "INSERT INTO deliveries (alert_id, channel, target, due_at, created_at)"
-                " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (alert_id, channel, target) DO NOTHING",
+                " VALUES ($1, $2, $3, $4, $4)"
+                " ON CONFLICT (alert_id, channel, target, kind) DO NOTHING",
                 alert.id,
                 receiver.channel,
                 receiver.target,
@@ -612,6 +803,9 @@ def delivery_from_row(row: Row) -> Delivery:
         attempts=row["d_attempts"],
         state=DeliveryState(row["d_state"]),
         last_error=row["d_last_error"],
+        kind=row["d_kind"],
+        story_id=row["d_story_id"],
+        info=json.loads(row["d_info"]),
     )
 
 

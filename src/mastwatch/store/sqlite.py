@@ -315,13 +315,13 @@ class SQLiteStore:
         return await self._call(dg.active_notices)
 
     async def claim_messages(
-        self, now: datetime, limit: int, lease_seconds: float
+        self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
     ) -> Sequence[Message]:
         """Lease up to ``limit`` pending messages due at ``now`` (like claim_deliveries)."""
         if limit <= 0:
             return []
         lease_until = now + timedelta(seconds=lease_seconds)
-        return await self._call(dg.claim_messages, now, limit, lease_until)
+        return await self._call(dg.claim_messages, now, limit, lease_until, owner)
 
     async def mark_message(
         self, message_id: int, outcome: str, at: datetime, text: str | None = None

@@ -1,4 +1,4 @@
--- Digests, silences and operator notices (issue 5).
+-- mastwatch SQLite schema, version 6. Digests, silences and operator notices (issue 5).
 -- Digests and notices are pre-rendered messages with their own outbox table, `messages`,
 -- which has the same life cycle as `deliveries` (pending → sent | failed, leased claims,
 -- due_at for retries) but no link to an alert: a digest covers many alerts, a notice none.
@@ -53,6 +53,7 @@ CREATE TABLE messages (
     attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     due_at      TEXT NOT NULL,
     lease_until TEXT,
+    lease_owner TEXT,                -- the replica holding the lease
     last_error  TEXT,
     detail      TEXT,
     created_at  TEXT NOT NULL,
