@@ -4,7 +4,9 @@
 cycles, latency to Slack, a burst of alerts, peak RSS) and the parser comparison, prints
 one table with each figure's baseline and target beside it, and rewrites the ``daemon``
 and ``parsers`` sections of docs/benchmarks.md (the matching benchmark writes its own).
-``--quick`` shrinks every size for a smoke run and writes nothing.
+``--quick`` shrinks every size for a smoke run and writes nothing. ``--only PART ...`` runs
+some parts (matching, cycles, latency, burst, rss, parsers) and writes nothing either: a
+section of docs/benchmarks.md is only ever rewritten from a whole run.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import time
 from collections.abc import Sequence
 
 from bench import bench_matching as matching
-from bench.bench_daemon import QUICK, Figure, Plan, run_all
+from bench.bench_daemon import DAEMON_PARTS, QUICK, Figure, Plan, run_all
 from bench.farm import Farm
 from bench.parsers import Comparison, compare, corpus_bodies, load_fastfeedparser
 from mastwatch.text import make_document
 
 
-def matching_figures(quick: bool) -> list[Figure]:
+def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
     """The matching benchmark at its usual sizes (it writes its own section)."""
     rng = random.Random(matching.SEED)
     vocab = matching.make_vocabulary(rng)
@@ -36,7 +38,7 @@ def matching_figures(quick: bool) -> list[Figure]:
         matching.measure(matching.make_rules(random.Random(matching.SEED + n), vocab, n), docs)
         for n in sizes
     ]
-    if not quick:
+    if write:
         body = matching.section(rows, item_count, time.perf_counter() - started)
         matching.write_section(matching.DOC, matching.SECTION, body)
     by_size = {row.rules: row for row in rows}
@@ -137,25 +139,37 @@ def parsers_section(figures: Sequence[Figure], runs: Sequence[Comparison]) -> st
     return "\n".join(lines)
 
 
-async def _daemon(plan: Plan) -> list[Figure]:
-    return await run_all(plan)
+PARTS = ("matching", *DAEMON_PARTS, "parsers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, write nothing")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, metavar="PART", help=f"some of: {', '.join(PARTS)}"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
+    parts = tuple(args.only or PARTS)
+    write = not args.quick and args.only is None
     started = time.perf_counter()
-    print("matching ...", file=sys.stderr)
-    figures = matching_figures(args.quick)
-    print("daemon: cold, steady, latency, burst, RSS ...", file=sys.stderr)
-    daemon = asyncio.run(_daemon(plan))
-    print("parsers ...", file=sys.stderr)
-    parsers, runs = parser_figures(args.quick)
+    figures: list[Figure] = []
+    if "matching" in parts:
+        print("matching ...", file=sys.stderr)
+        figures += matching_figures(args.quick, write=write)
+    daemon_parts = [part for part in DAEMON_PARTS if part in parts]
+    daemon: list[Figure] = []
+    if daemon_parts:
+        print(f"daemon: {', '.join(daemon_parts)} ...", file=sys.stderr)
+        daemon = asyncio.run(run_all(plan, daemon_parts))
+    parsers: list[Figure] = []
+    runs: list[Comparison] = []
+    if "parsers" in parts:
+        print("parsers ...", file=sys.stderr)
+        parsers, runs = parser_figures(args.quick)
     seconds = time.perf_counter() - started
     print(table([*figures, *daemon, *parsers]))
-    if not args.quick:
+    if write:
         matching.write_section(matching.DOC, "daemon", daemon_section(daemon, plan, seconds))
         matching.write_section(matching.DOC, "parsers", parsers_section(parsers, runs))
         print(f"written: {matching.DOC}")

@@ -15,7 +15,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,17 +347,21 @@ class Plan:
 QUICK = Plan(50, 30, 20, 5, 10.0, 5.0, 10, 0.2, 200)
 
 
-async def run_all(plan: Plan) -> list[Figure]:
+DAEMON_PARTS = ("cycles", "latency", "burst", "rss")
+
+
+async def run_all(plan: Plan, parts: Sequence[str] = DAEMON_PARTS) -> list[Figure]:
+    """The daemon benchmarks named in ``parts`` (all of :data:`DAEMON_PARTS` by default)."""
     figures: list[Figure] = []
-    steps = [
-        lambda d: cold_and_steady(plan.cold_feeds, plan.cold_items, d),
-        lambda d: latency(
+    steps: dict[str, Callable[[Path], Awaitable[list[Figure]]]] = {
+        "cycles": lambda d: cold_and_steady(plan.cold_feeds, plan.cold_items, d),
+        "latency": lambda d: latency(
             plan.latency_feeds, plan.latency_samples, plan.latency_spread, plan.latency_interval, d
         ),
-        lambda d: burst(plan.burst, plan.burst_interval, d),
-        lambda d: peak_rss(plan.rss_feeds, 30, d),
-    ]
-    for step in steps:
+        "burst": lambda d: burst(plan.burst, plan.burst_interval, d),
+        "rss": lambda d: peak_rss(plan.rss_feeds, 30, d),
+    }
+    for step in (steps[part] for part in DAEMON_PARTS if part in parts):
         with tempfile.TemporaryDirectory(prefix="mastwatch-bench-") as tmp:
             figures += await step(Path(tmp))
     return figures

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import multiprocessing
 import os
 import random
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,12 +36,12 @@ from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
+from mastwatch.sources.parsing import parse_pool, resolve_workers, warm_up
 from mastwatch.store.sqlite import SQLiteStore
 from mastwatch.systemd import SystemdNotifier, watchdog_interval
 from mastwatch.web import WebServer
 
 log = structlog.get_logger(__name__)
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 FIRST_POLL_SPREAD = 2.0  # seconds over which the first polls of all sources are spread
 
 
@@ -94,32 +91,6 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
     return notifiers
 
 
-def parse_pool(workers: int) -> Executor | None:
-    """Processes for feed parsing (CPU work that would otherwise share one core with the
-    event loop); ``None`` (0 workers) keeps parsing in the loop's default thread pool."""
-    if workers <= 0:
-        return None
-    # forkserver, not fork: a forked worker would inherit the daemon's sockets (the web
-    # endpoint, client connections), keeping them open after the daemon closes them.
-    context = multiprocessing.get_context("forkserver")
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_bind_worker_to_parent
-    )
-
-
-def _bind_worker_to_parent() -> None:
-    """Runs in each parse worker. A daemon killed with SIGKILL runs no clean-up: the fork
-    server then exits, and Linux kills its workers with it (PDEATHSIG). Workers only
-    parse and never log, so they are detached from the daemon's output too."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-
-
 @dataclass
 class Daemon:
     config_path: Path
@@ -132,9 +103,13 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     sd: SystemdNotifier = field(default_factory=SystemdNotifier.from_environ)
     web: WebServer | None = field(default=None, init=False)  # while run_forever runs
+    # config and rules the caller already loaded from config_path (the CLI does, to set up
+    # logging), so a start does not read and compile them twice; reloads read the files
+    _loaded: tuple[Config, RuleSet] | None = None
 
     async def __aenter__(self) -> Daemon:
-        self.config, self.ruleset = load_everything(self.config_path)
+        loaded, self._loaded = self._loaded, None
+        self.config, self.ruleset = loaded or load_everything(self.config_path)
         secrets = resolve_secrets(self.config)
         redactor.register(secrets.values())
         self._web_token = secrets.web_token
@@ -144,7 +119,13 @@ class Daemon:
         # for sources with allow_private only; the guarded session serves all others
         self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
-        self._parse_pool = parse_pool(self.config.performance.parse_workers)
+        workers = resolve_workers(self.config.performance.parse_workers)
+        self._parse_pool = parse_pool(workers)
+        if self._parse_pool is not None:
+            # in a thread, not awaited: the workers start while the first fetches run
+            self._warm_up = asyncio.get_running_loop().run_in_executor(
+                None, warm_up, self._parse_pool, workers
+            )
         self.worker = DeliveryWorker(
             self.store, self.notifiers, self.config.delivery, self.clock, metrics=self.metrics
         )
@@ -178,6 +159,7 @@ class Daemon:
         await self.private_session.close()
         await self.store.close()
         if self._parse_pool is not None:
+            await self._warm_up  # never shut the pool down under a starting worker
             self._parse_pool.shutdown(wait=True, cancel_futures=True)
         log.info("daemon_stopped", exit_code=self._exit_code)
 
@@ -412,6 +394,8 @@ class Daemon:
             self._polls.discard(task)
 
 
-async def run_daemon(config_path: Path, *, once: bool) -> int:
-    async with Daemon(config_path) as daemon:
+async def run_daemon(
+    config_path: Path, *, once: bool, loaded: tuple[Config, RuleSet] | None = None
+) -> int:
+    async with Daemon(config_path, _loaded=loaded) as daemon:
         return await (daemon.run_once() if once else daemon.run_forever())

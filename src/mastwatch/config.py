@@ -91,9 +91,10 @@ class DeliveryConfig(_Model):
 
 
 class PerformanceConfig(_Model):
-    # processes that parse fetched feeds, so a cold cycle uses every core; 0 (the default)
-    # parses in a thread inside the daemon. Opt-in: see docs/operations.md for why.
-    parse_workers: int = Field(0, ge=0)
+    # processes that parse fetched feeds, so a cold cycle uses every core; 0 parses in a
+    # thread inside the daemon; "auto" (the default) is one per CPU, or 0 on a single CPU
+    # (sources.parsing.resolve_workers). See docs/operations.md.
+    parse_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
 
 
 class LogConfig(_Model):

@@ -1,0 +1,118 @@
+"""The parse step as a picklable call, and the process pool that may run it.
+
+The pipeline hands a :class:`ParseCall` to an executor: the loop's default thread pool, or
+a process pool from :func:`parse_pool` so a cold cycle uses every core. This module is all
+a parse worker needs to import (feeds, pages, keys, model), which the pool's fork server
+loads once, so each worker starts warm instead of importing the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mastwatch.sources.feed import ParsedFeed, parse_feed
+from mastwatch.sources.page import PageSelectors, ParsedPage, parse_page
+
+if TYPE_CHECKING:
+    from mastwatch.sources.http import Fetched
+
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+@dataclass(frozen=True)
+class ParseCall:
+    """A picklable parse call, so the executor may be a process pool. It carries the body
+    and what parsing needs of the response, not the ``Fetched`` itself: unpickling that
+    would make every worker import the HTTP client."""
+
+    source_id: str
+    body: bytes
+    final_url: str
+    http_charset: str | None = None
+    content_type: str | None = None
+    page: PageSelectors | None = None  # set for kind = "page"
+
+    @classmethod
+    def of(cls, source_id: str, fetched: Fetched, page: PageSelectors | None) -> ParseCall:
+        return cls(
+            source_id,
+            fetched.body,
+            fetched.final_url,
+            fetched.http_charset,
+            fetched.content_type,
+            page,
+        )
+
+    def __call__(self) -> ParsedFeed | ParsedPage:
+        if self.page is not None:
+            return parse_page(
+                self.body,
+                source_id=self.source_id,
+                selectors=self.page,
+                http_charset=self.http_charset,
+                base_url=self.page.base_url or self.final_url,
+            )
+        return parse_feed(
+            self.body,
+            source_id=self.source_id,
+            http_charset=self.http_charset,
+            content_type=self.content_type,
+            base_url=self.final_url,
+        )
+
+
+def resolve_workers(setting: int | str, cpus: int | None = None) -> int:
+    """``parse_workers`` as a number: ``"auto"`` is one per CPU when there are several, and
+    0 (parse in a thread) on a single CPU, where processes would only add overhead."""
+    if isinstance(setting, int):
+        return setting
+    count = cpus if cpus is not None else (os.cpu_count() or 1)
+    return count if count > 1 else 0
+
+
+def parse_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Processes for feed parsing (CPU work that would otherwise share one core with the
+    event loop); ``None`` (0 workers) keeps parsing in the loop's default thread pool."""
+    if workers <= 0:
+        return None
+    # forkserver, not fork: a forked worker would inherit the daemon's sockets (the web
+    # endpoint, client connections), keeping them open after the daemon closes them. The
+    # fork server imports this module once; workers fork from it ready to parse.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_bind_worker_to_parent
+    )
+
+
+def warm_up(pool: Executor, workers: int) -> None:
+    """Start every worker now (run it in a thread): the fork server's start and the workers'
+    forks then overlap the first fetches instead of delaying the first parses."""
+    pending: list[Future[int]] = [pool.submit(os.getpid) for _ in range(workers)]
+    for future in pending:
+        with contextlib.suppress(Exception):  # a pool shut down meanwhile: nothing to warm
+            future.result()
+
+
+def _bind_worker_to_parent() -> None:
+    """Runs in each parse worker. A daemon killed with SIGKILL runs no clean-up: the fork
+    server then exits, and Linux kills its workers with it (PDEATHSIG). Ctrl-C and a
+    stop signal sent to the whole process group are the daemon's to handle (it shuts the
+    pool down), so workers ignore them rather than die mid-parse. Workers only parse and
+    never log, so they are detached from the daemon's output too."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
