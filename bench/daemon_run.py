@@ -33,7 +33,7 @@ class BenchConfig:
     urls: Sequence[str]
     baseline: bool = True
     interval: float = 300.0
-    jitter: float = 0.0
+    jitter: float | None = 0.0  # None: the shipped default
     tiers: Mapping[str, Sequence[str]] = field(default_factory=dict)  # tier -> slack channels
     slack_base_url: str | None = None
     min_interval: float = 1.0
@@ -47,6 +47,7 @@ def write_config(directory: Path, bench: BenchConfig) -> Path:
         f"[tiers.{name}]\nslack = {json.dumps(list(channels))}\n"
         for name, channels in {**dict.fromkeys(TIERS, ()), **bench.tiers}.items()
     )
+    jitter = "" if bench.jitter is None else f"jitter = {bench.jitter}\n"
     slack_url = f'base_url = "{bench.slack_base_url}"\n' if bench.slack_base_url else ""
     sources = "".join(
         f'[[sources]]\nid = "farm-{n}"\nkind = "feed"\nurl = "{url}"\nallow_private = true\n'
@@ -59,8 +60,7 @@ path = "{directory / "bench.db"}"
 dir = "{RULES_DIR}"
 [schedule]
 default_interval = {bench.interval}
-jitter = {bench.jitter}
-baseline_new_sources = {str(bench.baseline).lower()}
+{jitter}baseline_new_sources = {str(bench.baseline).lower()}
 [delivery]
 once_wait = {bench.once_wait}
 [log]

@@ -371,7 +371,9 @@ class Daemon:
             first = now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
             scheduler.add_job(
                 self._scheduled_poll,
-                IntervalTrigger(seconds=self.config.interval_of(source), jitter=schedule.jitter),
+                IntervalTrigger(
+                    seconds=self.config.interval_of(source), jitter=self.config.jitter_of(source)
+                ),
                 args=[source.id],
                 id=source.id,
                 name=f"poll {source.id}",

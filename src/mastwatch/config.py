@@ -73,6 +73,9 @@ class HttpConfig(_Model):
     user_agent: str | None = None
 
 
+MAX_JITTER_FRACTION = 0.1  # of a source's interval (Config.jitter_of)
+
+
 class ScheduleConfig(_Model):
     default_interval: Seconds = 300.0
     jitter: float = Field(10.0, ge=0)
@@ -228,6 +231,11 @@ class Config(_Model):
 
     def interval_of(self, source: SourceConfig) -> float:
         return source.interval or self.schedule.default_interval
+
+    def jitter_of(self, source: SourceConfig) -> float:
+        """``schedule.jitter``, but at most a tenth of the source's interval: APScheduler adds
+        it to every period, so 10 s of jitter on a 10 s interval would poll every 10-20 s."""
+        return min(self.schedule.jitter, MAX_JITTER_FRACTION * self.interval_of(source))
 
     def baseline_of(self, source: SourceConfig) -> bool:
         if source.baseline is not None:
