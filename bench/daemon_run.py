@@ -220,10 +220,12 @@ def _event(line: bytes) -> dict[str, object]:
 def _children(pid: int) -> list[str]:
     """Every descendant: parse workers are children of the fork server, not the daemon."""
     found: list[str] = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found.append(child)
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # each thread has its own children
         with contextlib.suppress(OSError):
-            found += _children(int(child))
+            for child in (task / "children").read_text().split():
+                found.append(child)
+                with contextlib.suppress(OSError):
+                    found += _children(int(child))
     return found
 
 

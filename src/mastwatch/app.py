@@ -91,6 +91,31 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
     return notifiers
 
 
+class PhaseSpreadTrigger(IntervalTrigger):  # type: ignore[misc]  # apscheduler 3 is untyped
+    """An interval trigger whose second period is longer by a random part of the interval.
+
+    Every source's first poll comes within ``FIRST_POLL_SPREAD`` of the start; with plain
+    interval jobs they would then all poll in the same second of every interval, new items
+    found together would queue behind Slack's one-message-a-second per channel, and the
+    load would come in bursts. Shifting each source once, by up to one interval, spreads
+    the polls evenly over the interval for good (the shift is never negative: a tick
+    before the stored next-check time would be skipped as not due).
+    """
+
+    def __init__(self, *, seconds: float, jitter: float) -> None:
+        super().__init__(seconds=seconds, jitter=jitter)
+        self._shift: float | None = random.uniform(0, seconds)
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        if previous_fire_time is not None and fire is not None and self._shift is not None:
+            fire += timedelta(seconds=self._shift)
+            self._shift = None
+        return fire
+
+
 @dataclass
 class Daemon:
     config_path: Path
@@ -371,7 +396,7 @@ class Daemon:
             first = now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
             scheduler.add_job(
                 self._scheduled_poll,
-                IntervalTrigger(
+                PhaseSpreadTrigger(
                     seconds=self.config.interval_of(source), jitter=self.config.jitter_of(source)
                 ),
                 args=[source.id],

@@ -12,7 +12,10 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
+import select
 import signal
+import threading
+import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,7 +91,10 @@ def parse_pool(workers: int) -> ProcessPoolExecutor | None:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_bind_worker_to_parent
+        max_workers=workers,
+        mp_context=context,
+        initializer=_bind_worker_to_daemon,
+        initargs=(os.getpid(),),
     )
 
 
@@ -101,12 +107,16 @@ def warm_up(pool: Executor, workers: int) -> None:
             future.result()
 
 
-def _bind_worker_to_parent() -> None:
-    """Runs in each parse worker. A daemon killed with SIGKILL runs no clean-up: the fork
-    server then exits, and Linux kills its workers with it (PDEATHSIG). Ctrl-C and a
-    stop signal sent to the whole process group are the daemon's to handle (it shuts the
-    pool down), so workers ignore them rather than die mid-parse. Workers only parse and
-    never log, so they are detached from the daemon's output too."""
+def _bind_worker_to_daemon(daemon_pid: int) -> None:
+    """Runs in each parse worker, a child of the fork server, not of the daemon.
+
+    A daemon killed with SIGKILL runs no clean-up, and a worker waiting for work would
+    wait for ever (and keep the fork server alive through the pipe it shares with it). So
+    a thread waits for the daemon's exit and ends the worker then; the fork server, its
+    last client gone, exits too, and PDEATHSIG ends a worker whose fork server is killed.
+    Ctrl-C and a stop signal sent to the whole process group are the daemon's to handle
+    (it shuts the pool down), so workers ignore them rather than die mid-parse. Workers
+    only parse and never log, so they are detached from the daemon's output too."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -116,3 +126,26 @@ def _bind_worker_to_parent() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
+    threading.Thread(target=_exit_with, args=(daemon_pid,), daemon=True).start()
+
+
+def _exit_with(daemon_pid: int) -> None:
+    """End this process as soon as ``daemon_pid`` has exited."""
+    try:
+        pidfd = os.pidfd_open(daemon_pid)
+    except OSError:  # already gone, or a kernel without pidfd: poll instead
+        while _alive(daemon_pid):
+            time.sleep(1.0)
+    else:
+        select.select([pidfd], [], [])  # readable once the process has exited
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else: not ours any more
+        return False
+    return True
