@@ -118,7 +118,7 @@ def daemon_section(figures: Sequence[Figure], plan: Plan, seconds: float) -> str
             "  from publication on the farm to the Slack server receiving the alert, and the",
             "  part of it spent waiting for the feed's next poll is given apart. Sources poll",
             f"  every {plan.latency_interval:g} s with the shipped `jitter` (10 s, bounded to a",
-            "  tenth of the interval); all alerts go to one channel, paced at 1 message/s, so",
+            "  twentieth of the interval); all alerts go to one channel, paced at 1 message/s, so",
             "  items found together queue. Publishing starts two intervals after the first",
             "  polls, once each source's phase is spread (`app.PhaseSpreadTrigger`).",
             f"- *Burst*: {plan.burst} matching items appear on one feed at once; each alert goes",

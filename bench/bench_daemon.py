@@ -183,7 +183,7 @@ async def latency(
         bench = BenchConfig(
             urls=farm.urls,
             interval=interval,
-            jitter=None,  # the shipped default (bounded to a tenth of the interval)
+            jitter=None,  # the shipped default (bounded to a twentieth of the interval)
             tiers={tier: [f"#bench-{tier}"] for tier in TIERS},
             slack_base_url=slack.base_url,
         )

@@ -73,7 +73,7 @@ class HttpConfig(_Model):
     user_agent: str | None = None
 
 
-MAX_JITTER_FRACTION = 0.1  # of a source's interval (Config.jitter_of)
+MAX_JITTER_FRACTION = 0.05  # of a source's interval (Config.jitter_of)
 
 
 class ScheduleConfig(_Model):
@@ -233,7 +233,7 @@ class Config(_Model):
         return source.interval or self.schedule.default_interval
 
     def jitter_of(self, source: SourceConfig) -> float:
-        """``schedule.jitter``, but at most a tenth of the source's interval: APScheduler adds
+        """``schedule.jitter``, but at most a twentieth of the source's interval: APScheduler adds
         it to every period, so 10 s of jitter on a 10 s interval would poll every 10-20 s."""
         return min(self.schedule.jitter, MAX_JITTER_FRACTION * self.interval_of(source))
 
