@@ -36,7 +36,7 @@ from mastwatch.pipeline import Pipeline, PollOutcome, receivers_by_tier
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
-from mastwatch.sources.parsing import parse_pool, resolve_workers, warm_up
+from mastwatch.sources.parsing import parse_executor, resolve_workers
 from mastwatch.store.sqlite import SQLiteStore
 from mastwatch.systemd import SystemdNotifier, watchdog_interval
 from mastwatch.web import WebServer
@@ -144,13 +144,7 @@ class Daemon:
         # for sources with allow_private only; the guarded session serves all others
         self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
-        workers = resolve_workers(self.config.performance.parse_workers)
-        self._parse_pool = parse_pool(workers)
-        if self._parse_pool is not None:
-            # in a thread, not awaited: the workers start while the first fetches run
-            self._warm_up = asyncio.get_running_loop().run_in_executor(
-                None, warm_up, self._parse_pool, workers
-            )
+        self._parse_pool = parse_executor(resolve_workers(self.config.performance.parse_workers))
         self.worker = DeliveryWorker(
             self.store, self.notifiers, self.config.delivery, self.clock, metrics=self.metrics
         )
@@ -184,7 +178,6 @@ class Daemon:
         await self.private_session.close()
         await self.store.close()
         if self._parse_pool is not None:
-            await self._warm_up  # never shut the pool down under a starting worker
             self._parse_pool.shutdown(wait=True, cancel_futures=True)
         log.info("daemon_stopped", exit_code=self._exit_code)
 

@@ -16,9 +16,10 @@ import select
 import signal
 import threading
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.page import PageSelectors, ParsedPage, parse_page
@@ -26,6 +27,7 @@ from mastwatch.sources.page import PageSelectors, ParsedPage, parse_page
 if TYPE_CHECKING:
     from mastwatch.sources.http import Fetched
 
+T = TypeVar("T")
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
@@ -80,11 +82,17 @@ def resolve_workers(setting: int | str, cpus: int | None = None) -> int:
     return count if count > 1 else 0
 
 
-def parse_pool(workers: int) -> ProcessPoolExecutor | None:
+def parse_executor(workers: int) -> Executor | None:
     """Processes for feed parsing (CPU work that would otherwise share one core with the
-    event loop); ``None`` (0 workers) keeps parsing in the loop's default thread pool."""
+    event loop), started on first use; ``None`` (0 workers) keeps parsing in the loop's
+    default thread pool."""
     if workers <= 0:
         return None
+    return StartingPool(parse_pool(workers), workers)
+
+
+def parse_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool itself (no process starts until work is submitted)."""
     # forkserver, not fork: a forked worker would inherit the daemon's sockets (the web
     # endpoint, client connections), keeping them open after the daemon closes them. The
     # fork server imports this module once; workers fork from it ready to parse.
@@ -99,12 +107,41 @@ def parse_pool(workers: int) -> ProcessPoolExecutor | None:
 
 
 def warm_up(pool: Executor, workers: int) -> None:
-    """Start every worker now (run it in a thread): the fork server's start and the workers'
-    forks then overlap the first fetches instead of delaying the first parses."""
+    """Start every worker now (in a thread: the first start waits for the fork server)."""
     pending: list[Future[int]] = [pool.submit(os.getpid) for _ in range(workers)]
     for future in pending:
         with contextlib.suppress(Exception):  # a pool shut down meanwhile: nothing to warm
             future.result()
+
+
+class StartingPool(Executor):
+    """The parse executor: the process pool once it has started, threads until then.
+
+    Nothing starts until the first body needs parsing, so a cycle where every feed
+    answers 304 pays nothing for the pool. That first parse starts the fork server and
+    the workers in a thread (submitting to a pool that is starting would block the event
+    loop while the fork server imports); parses meanwhile run in threads, as with
+    ``parse_workers = 0``.
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor, workers: int) -> None:
+        self._pool = pool
+        self._workers = workers
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="mastwatch-parse")
+        self._ready = threading.Event()
+        self._starting: Future[None] | None = None
+
+    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
+        if self._ready.is_set():
+            return self._pool.submit(fn, *args, **kwargs)
+        if self._starting is None:
+            self._starting = self._threads.submit(warm_up, self._pool, self._workers)
+            self._starting.add_done_callback(lambda _: self._ready.set())
+        return self._threads.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)  # a start included
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def _bind_worker_to_daemon(daemon_pid: int) -> None:
