@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import select
@@ -17,9 +18,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    CancelledError,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.page import PageSelectors, ParsedPage, parse_page
@@ -120,28 +127,69 @@ class StartingPool(Executor):
     Nothing starts until the first body needs parsing, so a cycle where every feed
     answers 304 pays nothing for the pool. That first parse starts the fork server and
     the workers in a thread (submitting to a pool that is starting would block the event
-    loop while the fork server imports); parses meanwhile run in threads, as with
-    ``parse_workers = 0``.
+    loop while the fork server imports). Meanwhile up to ``workers`` parses run in threads
+    and the rest wait, to go to the pool as soon as it is up: a cold cycle's hundreds of
+    bodies must not all land in the thread queue because they arrived first.
     """
 
     def __init__(self, pool: ProcessPoolExecutor, workers: int) -> None:
         self._pool = pool
         self._workers = workers
-        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="mastwatch-parse")
-        self._ready = threading.Event()
+        self._threads = ThreadPoolExecutor(workers + 1, thread_name_prefix="mastwatch-parse")
+        self._lock = threading.RLock()  # a done-callback may run at once, in submit
+        self._ready = False
         self._starting: Future[None] | None = None
+        self._in_threads = 0
+        self._waiting: list[tuple[Future[Any], Callable[[], Any]]] = []
 
     def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
-        if self._ready.is_set():
-            return self._pool.submit(fn, *args, **kwargs)
-        if self._starting is None:
-            self._starting = self._threads.submit(warm_up, self._pool, self._workers)
-            self._starting.add_done_callback(lambda _: self._ready.set())
-        return self._threads.submit(fn, *args, **kwargs)
+        call = functools.partial(fn, *args, **kwargs)
+        with self._lock:
+            if self._ready:
+                return self._pool.submit(call)
+            if self._starting is None:
+                self._starting = self._threads.submit(warm_up, self._pool, self._workers)
+                self._starting.add_done_callback(self._started)
+            if self._in_threads < self._workers:
+                self._in_threads += 1
+                future = self._threads.submit(call)
+                future.add_done_callback(self._thread_done)
+                return future
+            waiting: Future[T] = Future()
+            self._waiting.append((waiting, call))
+            return waiting
+
+    def _thread_done(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._in_threads -= 1
+
+    def _started(self, _: Future[None]) -> None:
+        with self._lock:
+            self._ready = True
+            waiting, self._waiting = self._waiting, []
+        for outer, call in waiting:
+            if outer.set_running_or_notify_cancel():
+                _chain(self._pool.submit(call), outer)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)  # a start included
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for outer, _ in waiting:
+            outer.cancel()
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _chain(inner: Future[Any], outer: Future[Any]) -> None:
+    def copy(done: Future[Any]) -> None:
+        if done.cancelled():
+            outer.set_exception(CancelledError())
+        elif (error := done.exception()) is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(done.result())
+
+    inner.add_done_callback(copy)
 
 
 def _bind_worker_to_daemon(daemon_pid: int) -> None:
