@@ -73,10 +73,22 @@ async def started_daemon(tmp_path: Path, servers: Servers) -> tuple[DaemonProces
     await daemon.start()
     await daemon.wait_event("source_polled")
     assert daemon.proc is not None
-    async with asyncio.timeout(10):  # tracker, fork server and both warmed-up workers
-        while len(found := descendants(daemon.proc.pid)) < 2 + WORKERS:
+    async with asyncio.timeout(10):  # tracker, fork server and both workers, set up
+        while len(found := descendants(daemon.proc.pid)) < 2 + WORKERS or not all(
+            map(ignores_sigint, found)
+        ):
             await asyncio.sleep(0.05)
     return daemon, found
+
+
+def ignores_sigint(pid: int) -> bool:
+    """Whether the process ignores SIGINT yet (a worker does once its initializer ran)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & (1 << (signal.SIGINT - 1)))
 
 
 async def gone(pids: list[int], patience: float = 10.0) -> list[int]:
