@@ -148,8 +148,8 @@ def parsers_section(figures: Sequence[Figure], runs: Sequence[Comparison]) -> st
             "far faster, but on feedparser's own test corpus (real-world encodings, entities,",
             "ill-formed documents) it disagrees on titles, links or summaries in many",
             "documents, so it does not qualify as a drop-in. The cold cycle instead parses in",
-            "a process pool when `[performance] parse_workers` is set",
-            "(opt-in; see docs/operations.md).",
+            'a process pool, one worker per CPU (`[performance] parse_workers = "auto"`, the',
+            "default; see docs/operations.md).",
             "",
         ]
     return "\n".join(lines)
