@@ -137,9 +137,12 @@ class Scan:
         """The fields of ``mask``, with a built-in pattern searched in all fields at once
         when several of them are wanted and not yet searched (one call instead of several)."""
         fields = _FIELDS_OF[mask]
-        if len(fields) > 1 and self.ruleset.terms[term].kind == "builtin":
-            if sum((term, field) not in self._lazy for field in fields) > 1:
-                self._builtin_finds(term)
+        if (
+            len(fields) > 1
+            and self.ruleset.terms[term].kind == "builtin"
+            and sum((term, field) not in self._lazy for field in fields) > 1
+        ):
+            self._builtin_finds(term)
         return fields
 
     def _pattern_finds(self, term: int, field: int) -> list[Hit]:
