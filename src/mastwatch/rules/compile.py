@@ -142,6 +142,9 @@ class CompiledRule:
     decided: bool = False
     # the leaves whose finds explain a match, in rule order (see _evidence_plan)
     evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
+    # when the plan holds automaton terms only (the usual case): for each term, where it
+    # sits in the plan, so a match is explained from the few terms found, not the whole plan
+    evidence_index: Mapping[int, tuple[int, ...]] | None = None
     source_ids: frozenset[str] = frozenset()
     source_tags: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset()
@@ -310,6 +313,7 @@ class _Compiler:
 
     def rule(self, rule: Rule, tree: CompiledNode, trigger: frozenset[int] | None) -> CompiledRule:
         requires, excludes, decided = _literal_conditions(tree)
+        plan = tuple(_evidence_plan(tree))
         return CompiledRule(
             rule=rule,
             tree=tree,
@@ -320,12 +324,23 @@ class _Compiler:
             requires=tuple(requires),
             excludes=tuple(excludes),
             decided=decided,
-            evidence_plan=tuple(_evidence_plan(tree)),
+            evidence_plan=plan,
+            evidence_index=self.evidence_index(plan),
             trigger=trigger or frozenset(),
             source_ids=frozenset(rule.sources),
             source_tags=frozenset(rule.source_tags),
             languages=frozenset(rule.languages),
         )
+
+    def evidence_index(
+        self, plan: Sequence[tuple[int, str, int] | CompiledNear]
+    ) -> Mapping[int, tuple[int, ...]] | None:
+        index: dict[int, tuple[int, ...]] = {}
+        for position, step in enumerate(plan):
+            if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
+                return None
+            index[step[0]] = (*index.get(step[0], ()), position)
+        return MappingProxyType(index)
 
     def matchers(self) -> tuple[Any, ...]:
         out: list[Any] = []
@@ -347,7 +362,7 @@ class _Compiler:
         if not by_literal:
             return None
         automaton = ahocorasick.Automaton()
-        for literal, patterns in by_literal.items():
+        for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
             # whether any pattern needs the neighbours looked at (CJK literals never do)
             left = any(p.check_left for p in patterns)
             right = any(p.check_right for p in patterns)
@@ -362,6 +377,18 @@ class _Compiler:
             automaton.add_word(literal, (len(literal), left, right, specs, tuple(patterns)))
         automaton.make_automaton()
         return automaton
+
+
+# pyahocorasick looks a character up among a trie node's children one by one, in the order
+# they were added; every character of every item goes through such a lookup (the root's
+# children are all the first characters of all literals, over 70 with a few thousand
+# bilingual rules). Adding the literals in this order puts the letters most frequent in
+# English text first, so most lookups stop early; CJK characters come after, by code point.
+_COMMON_FIRST = {ch: rank for rank, ch in enumerate("etaoinsrhldcumfpgwybvkxjqz0123456789")}
+
+
+def _trie_order(literal: str) -> tuple[int, ...]:
+    return tuple(_COMMON_FIRST.get(ch, 64 + ord(ch)) for ch in literal)
 
 
 def _leaves(node: CompiledNode | CompiledNear) -> list[int]:

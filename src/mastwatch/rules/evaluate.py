@@ -9,6 +9,7 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
@@ -274,12 +275,39 @@ def admits(compiled: CompiledRule, scan: Scan) -> bool:
     return not compiled.languages or scan.language() in compiled.languages
 
 
+Found = dict[tuple[str, int, int, int], None]  # evidence in order: written, field, start, end
+
+
 def explain(scan: Scan, compiled: CompiledRule) -> Match:
     """The :class:`Match` of a rule known to fire: every find of its terms outside ``none``
     branches (for a proximity, in the fields where it holds), in rule order."""
-    found: dict[tuple[str, int, int, int], None] = {}  # written, field, start, end
+    found: Found = {}
+    plan = compiled.evidence_plan
+    if compiled.evidence_index is not None:  # literals only: visit the plan where found
+        index, bits = compiled.evidence_index, scan.found
+        positions = sorted(p for term in index.keys() & bits.keys() for p in index[term])
+        _plan_evidence(scan, [plan[p] for p in positions], found)
+    else:
+        _plan_evidence(scan, plan, found)
+    rule = compiled.rule
+    return Match(
+        rule.id,
+        rule.title,
+        rule.tier,
+        tuple(dict.fromkeys([key[0] for key in found])),
+        rule.labels,
+        tuple(
+            Evidence(written, FIELDS[field], start, end)
+            for written, field, start, end in islice(found, MAX_EVIDENCE)
+        ),
+    )
+
+
+def _plan_evidence(
+    scan: Scan, plan: Sequence[tuple[int, str, int] | CompiledNear], found: Found
+) -> None:
     bits = scan.found
-    for step in compiled.evidence_plan:
+    for step in plan:
         if isinstance(step, CompiledNear):
             _near_evidence(scan, step, found)
             continue
@@ -292,23 +320,9 @@ def explain(scan: Scan, compiled: CompiledRule) -> Match:
         elif term in scan.ruleset.pattern_terms:
             for field, start, end in scan.finds(term, mask):
                 found[written, field, start, end] = None
-    rule = compiled.rule
-    return Match(
-        rule_id=rule.id,
-        rule_title=rule.title,
-        tier=rule.tier,
-        matched=tuple(dict.fromkeys(key[0] for key in found)),
-        labels=rule.labels,
-        evidence=tuple(
-            Evidence(written, FIELDS[field], start, end)
-            for written, field, start, end in islice(found, MAX_EVIDENCE)
-        ),
-    )
 
 
-def _near_evidence(
-    scan: Scan, near: CompiledNear, out: dict[tuple[str, int, int, int], None]
-) -> None:
+def _near_evidence(scan: Scan, near: CompiledNear, out: Found) -> None:
     fields = scan.near_fields(near)
     if not fields:
         return
