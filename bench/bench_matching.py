@@ -276,13 +276,27 @@ def _notes(rows: Sequence[Row], items: int) -> list[str]:
         return []
     few, many = by_size[10], by_size[5000]
     return [
-        "Where the time goes: per item, the compiled matcher pays a fixed cost (normalised",
-        "fields joined, one automaton pass) plus work that grows with what the item mentions",
-        "that some rule is about: literals found, candidate rules evaluated, explanations",
-        f"built. The generated rules name {many.rules:,} sets of entities from the same pool",
-        f"the items draw on, so {many.matches / items:.0%} of items match at {many.rules:,}"
-        f" rules against {few.matches / items:.2%} at {few.rules}; per item that is"
-        f" {1e6 / many.items_per_second:.1f} µs against {1e6 / few.items_per_second:.1f} µs.",
+        "The rules: each an `all` of an `any` of two to five entity names (Latin or katakana,",
+        "from the same pool of 18,000 names the items draw on), an `any` of three to six topic",
+        "words (prefixes and Japanese terms included); 30 % add a `none` of exclusions, 10 %",
+        "have a `near` of a name and `@date` instead of the topic words, 5 % add a regex, and",
+        "one in a thousand is a lone regex. So the more rules, the more of every item is about",
+        "some rule:",
+        f"{many.matches / items:.0%} of items match at {many.rules:,} rules against"
+        f" {few.matches / items:.2%} at {few.rules}.",
+        "",
+        "Where the time goes: per item, a fixed cost (normalised fields joined, one automaton",
+        "pass) plus work that grows with the rule set. A rule is a candidate only when its",
+        "rarest required group (usually a name) is found; its literal branches (each `any` of",
+        "literals under the root `all`, each `none` of literals) are then checked with set",
+        "operations in one shared loop, which decides most rules outright; the rest run their",
+        "compiled expression with literals first, so a regex, `@date` or proximity runs only",
+        "once every literal branch holds. A match is explained from the terms found, not by",
+        "walking the tree. What remains grows with the rule set mostly through memory: the",
+        "automaton's nodes and the candidate rules' data are cold in the CPU cache (at 5,000",
+        "rules, matching an item a second time right away takes about 60 % of the first time).",
+        f"Per item: {1e6 / many.items_per_second:.1f} µs at {many.rules:,} rules against"
+        f" {1e6 / few.items_per_second:.1f} µs at {few.rules}.",
         "The naive baseline is timed on the first items only (it would take hours on all of",
         "them at 5,000 rules); its rate is items per second over those.",
         "",
