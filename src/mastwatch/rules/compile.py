@@ -353,7 +353,11 @@ class _Compiler:
                 out.append(None)
         return tuple(out)
 
-    def automaton(self) -> Any:
+    def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> Any:
+        """The automaton; each literal's value carries what a find of it means: its length,
+        whether its neighbours must be checked, its terms, and the rules it makes
+        candidates (so a find leads to its rules without a lookup in a table of all terms:
+        with thousands of rules that table is large and cold in the CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
         for index, spec in enumerate(self.specs):
             if spec.in_automaton:
@@ -374,7 +378,9 @@ class _Compiler:
                 if same and not any(p.exact for p in patterns)
                 else None
             )
-            automaton.add_word(literal, (len(literal), left, right, specs, tuple(patterns)))
+            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
+            value = (len(literal), left, right, specs, tuple(patterns), tuple(triggered))
+            automaton.add_word(literal, value)
         automaton.make_automaton()
         return automaton
 
@@ -580,7 +586,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
-        automaton=compiler.automaton(),
+        automaton=compiler.automaton(rules_by_term),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
         ),

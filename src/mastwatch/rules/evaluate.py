@@ -52,6 +52,7 @@ class Scan:
         "joined",
         "ruleset",
         "texts",
+        "triggered",
     )
 
     def __init__(self, ruleset: RuleSet, doc: Document) -> None:
@@ -60,6 +61,7 @@ class Scan:
         self.texts = field_texts(doc)
         self.hits: dict[int, list[Hit]] = {}  # automaton terms found, by term index
         self.found: dict[int, int] = {}  # automaton terms found: a bit per field
+        self.triggered: set[int] = set()  # positions of the rules whose trigger was found
         self._found_in: dict[int, frozenset[int]] = {}
         self._lazy: dict[tuple[int, int], list[Hit]] = {}
         self._nears: dict[int, list[int]] = {}  # by id() of a CompiledNear of the rule set
@@ -80,7 +82,8 @@ class Scan:
         size = len(joined)
         field, offset, field_end = 0, 0, ends[0]
         scanned = self.ruleset.automaton.iter(joined, 0, ends[self.ruleset.scanned_fields - 1])
-        for last, (length, left, right, specs, patterns) in scanned:
+        triggered = self.triggered
+        for last, (length, left, right, specs, patterns, rules) in scanned:
             while last >= field_end:  # finds come in order of their end
                 offset = field_end + 1
                 field += 1
@@ -95,6 +98,8 @@ class Scan:
             elif not (left_word or right_word):
                 for spec in specs:
                     self._add(spec, hit)
+                if rules:
+                    triggered.update(rules)
 
     def _add(self, spec: int, hit: Hit) -> None:
         if spec in self.found:
@@ -113,6 +118,7 @@ class Scan:
             if pattern.exact and not self._case_matches(pattern, hit):
                 continue
             self._add(pattern.spec, hit)
+            self.triggered.update(self.ruleset.rules_by_term.get(pattern.spec, ()))
 
     def _case_matches(self, pattern: Pattern, found: Hit) -> bool:
         if self._cased is None:
@@ -340,10 +346,8 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     order and without repeats; terms under a ``none`` are never listed as evidence.
     """
     scan = Scan(ruleset, doc)
-    candidates = set(ruleset.always_candidates)
-    by_term = ruleset.rules_by_term
-    for term in scan.found:
-        candidates.update(by_term.get(term, ()))
+    candidates = scan.triggered  # the rules some literal found makes candidates
+    candidates.update(ruleset.always_candidates)
     rules = ruleset.compiled
     return [
         explain(scan, rules[position])
