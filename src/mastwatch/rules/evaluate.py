@@ -82,22 +82,29 @@ class Scan:
         size = len(joined)
         field, offset, field_end = 0, 0, ends[0]
         scanned = self.ruleset.automaton.iter(joined, 0, ends[self.ruleset.scanned_fields - 1])
-        triggered = self.triggered
+        triggered, hits, found = self.triggered, self.hits, self.found
         for last, (length, left, right, specs, patterns, rules) in scanned:
             while last >= field_end:  # finds come in order of their end
                 offset = field_end + 1
                 field += 1
                 field_end = ends[field]
             start, end = last - length + 1, last + 1
-            # a Latin literal must not continue a word on either side
+            # a Latin literal must not continue a word on either side (the ASCII case by a
+            # set lookup: this runs for every find, about half of them rejected here)
             left_word = left and start > 0 and _continues_word(joined[start - 1])
             right_word = right and end < size and _continues_word(joined[end])
-            hit = (field, start - offset, end - offset)
             if specs is None:  # leaves that take this literal differently: each on its own
+                hit = (field, start - offset, end - offset)
                 self._add_checked(patterns, hit, left_word, right_word)
             elif not (left_word or right_word):
+                hit = (field, start - offset, end - offset)
                 for spec in specs:
-                    self._add(spec, hit)
+                    if spec in found:
+                        hits[spec].append(hit)
+                        found[spec] |= 1 << field
+                    else:
+                        hits[spec] = [hit]
+                        found[spec] = 1 << field
                 if rules:
                     triggered.update(rules)
 
