@@ -359,7 +359,9 @@ class _Compiler:
         candidates (so a find leads to its rules without a lookup in a table of all terms:
         with thousands of rules that table is large and cold in the CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
-        for index, spec in enumerate(self.specs):
+        # the very int objects the trees and groups hold (self.index's values), not equal
+        # copies: set and dict probes then match by identity, without reading the objects
+        for spec, index in self.index.items():
             if spec.in_automaton:
                 for literal, pattern in _patterns(spec, index):
                     by_literal.setdefault(literal, []).append(pattern)
