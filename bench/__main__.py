@@ -4,7 +4,9 @@
 cycles, latency to Slack, a burst of alerts, peak RSS) and the parser comparison, prints
 one table with each figure's baseline and target beside it, and rewrites the ``daemon``
 and ``parsers`` sections of docs/benchmarks.md (the matching benchmark writes its own).
-``--quick`` shrinks every size for a smoke run and writes nothing.
+``--quick`` shrinks every size for a smoke run and writes nothing. ``--only PART ...`` runs
+some parts (matching, cycles, latency, burst, rss, parsers) and writes nothing either: a
+section of docs/benchmarks.md is only ever rewritten from a whole run.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench import bench_matching as matching
-from bench.bench_daemon import QUICK, Figure, Plan, run_all
+from bench.bench_daemon import DAEMON_PARTS, QUICK, Figure, Plan, run_all
 from bench.farm import Farm
 from bench.parsers import Comparison, compare, corpus_bodies, load_fastfeedparser
 from mastwatch.text import make_document
 
 
-def matching_figures(quick: bool) -> list[Figure]:
+def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
     """The matching benchmark at its usual sizes (it writes its own section)."""
     rng = random.Random(matching.SEED)
     vocab = matching.make_vocabulary(rng)
@@ -36,7 +39,7 @@ def matching_figures(quick: bool) -> list[Figure]:
         matching.measure(matching.make_rules(random.Random(matching.SEED + n), vocab, n), docs)
         for n in sizes
     ]
-    if not quick:
+    if write:
         body = matching.section(rows, item_count, time.perf_counter() - started)
         matching.write_section(matching.DOC, matching.SECTION, body)
     by_size = {row.rules: row for row in rows}
@@ -105,21 +108,36 @@ def daemon_section(figures: Sequence[Figure], plan: Plan, seconds: float) -> str
             "",
             "- *Cold cycle*: empty store, baseline off, so every item is parsed, checked for",
             "  duplicates, matched and stored. *Process wall* includes starting Python and",
-            "  importing mastwatch (about 0.9 s here); *in the daemon* is from the",
-            "  `daemon_started` log line to `once_finished`.",
+            "  importing mastwatch (about 0.7 s here); *in the daemon* is from the",
+            "  `daemon_started` log line to `once_finished`. *CPU* is user + system time of",
+            "  the daemon and its parse workers, sampled from /proc: other load on the",
+            "  machine moves it far less than the wall times.",
             "- *Steady cycle*: the same store polled again; every feed answers 304.",
             f"- *Latency*: {plan.latency_samples} items published at random moments over",
             f"  {plan.latency_spread:.0f} s on random feeds of {plan.latency_feeds}; the time is",
-            "  from publication on the farm to the Slack server receiving the alert. Sources poll",
-            f"  every {plan.latency_interval:g} s with `jitter = 1` (the shipped default of 10 s",
-            "  of jitter adds up to that much).",
+            "  from publication on the farm to the Slack server receiving the alert, and the",
+            "  part of it spent waiting for the feed's next poll is given apart. Sources poll",
+            f"  every {plan.latency_interval:g} s with the shipped `jitter` (10 s, bounded to a",
+            "  twentieth of the interval); all alerts go to one channel, paced at 1 message/s, so",
+            "  items found together queue. Publishing starts two intervals after the first",
+            "  polls, once each source's phase is spread (`app.PhaseSpreadTrigger`).",
             f"- *Burst*: {plan.burst} matching items appear on one feed at once; each alert goes",
             f"  to one channel, paced at `slack.min_interval = {plan.burst_interval:g}` s.",
             "- *Peak RSS*: `VmHWM` of the daemon process, sampled until it exits; the parse",
             "  workers are separate processes and listed apart.",
+            "- The daemon writes its log to a file that the harness follows. (It used to be a",
+            "  pipe read by the harness's own event loop, which also serves the farm: when",
+            "  that loop fell behind, the pipe filled and the daemon's log writes blocked,",
+            "  which the figures then counted as the daemon's time.)",
             "",
+            CHANGES,
         ]
     )
+
+
+# Written by hand from runs of `python -m bench.profile_daemon` and `python -m bench --only`
+# during the change (issue 9); the table above is what `make bench` measures each time.
+CHANGES = (Path(__file__).parent / "changes.md").read_text(encoding="utf-8")
 
 
 def parsers_section(figures: Sequence[Figure], runs: Sequence[Comparison]) -> str:
@@ -130,32 +148,44 @@ def parsers_section(figures: Sequence[Figure], runs: Sequence[Comparison]) -> st
             "far faster, but on feedparser's own test corpus (real-world encodings, entities,",
             "ill-formed documents) it disagrees on titles, links or summaries in many",
             "documents, so it does not qualify as a drop-in. The cold cycle instead parses in",
-            "a process pool when `[performance] parse_workers` is set",
-            "(opt-in; see docs/operations.md).",
+            'a process pool, one worker per CPU (`[performance] parse_workers = "auto"`, the',
+            "default; see docs/operations.md).",
             "",
         ]
     return "\n".join(lines)
 
 
-async def _daemon(plan: Plan) -> list[Figure]:
-    return await run_all(plan)
+PARTS = ("matching", *DAEMON_PARTS, "parsers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, write nothing")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, metavar="PART", help=f"some of: {', '.join(PARTS)}"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
+    parts = tuple(args.only or PARTS)
+    write = not args.quick and args.only is None
     started = time.perf_counter()
-    print("matching ...", file=sys.stderr)
-    figures = matching_figures(args.quick)
-    print("daemon: cold, steady, latency, burst, RSS ...", file=sys.stderr)
-    daemon = asyncio.run(_daemon(plan))
-    print("parsers ...", file=sys.stderr)
-    parsers, runs = parser_figures(args.quick)
+    figures: list[Figure] = []
+    if "matching" in parts:
+        print("matching ...", file=sys.stderr)
+        figures += matching_figures(args.quick, write=write)
+    daemon_parts = [part for part in DAEMON_PARTS if part in parts]
+    daemon: list[Figure] = []
+    if daemon_parts:
+        print(f"daemon: {', '.join(daemon_parts)} ...", file=sys.stderr)
+        daemon = asyncio.run(run_all(plan, daemon_parts))
+    parsers: list[Figure] = []
+    runs: list[Comparison] = []
+    if "parsers" in parts:
+        print("parsers ...", file=sys.stderr)
+        parsers, runs = parser_figures(args.quick)
     seconds = time.perf_counter() - started
     print(table([*figures, *daemon, *parsers]))
-    if not args.quick:
+    if write:
         matching.write_section(matching.DOC, "daemon", daemon_section(daemon, plan, seconds))
         matching.write_section(matching.DOC, "parsers", parsers_section(parsers, runs))
         print(f"written: {matching.DOC}")

@@ -10,11 +10,11 @@ from a fixed seed, so two runs measure the same work:
   ``none`` of exclusions, a ``near`` with ``@date`` or a regex; one rule in a thousand is a
   lone regex, which has no literal and so is evaluated on every item.
 
-The compiled matcher (:func:`mastwatch.rules.match`) runs over every item. The naive
-baseline (:class:`mastwatch.rules.reference.ReferenceMatcher`: each rule's regexes tried in
-turn) runs over as many items as fit in a few seconds; its rate is items per second over
-those. Both are single-threaded, on one core, in the same process and run. Documents are
-normalised before timing starts: the figures are for matching alone.
+The compiled matcher (:func:`mastwatch.rules.match`) runs over every item, five times (the
+best pass counts). The naive baseline (:class:`mastwatch.rules.reference.ReferenceMatcher`:
+each rule's regexes tried in turn) runs over as many items as fit in a few seconds; its rate
+is items per second over those. Both are single-threaded, on one core, in the same process
+and run. Documents are normalised before timing starts: the figures are for matching alone.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mastwatch.model import Document, Item
-from mastwatch.rules import MatchNode, Near, Rule, Term, compile_rules, match
+from mastwatch.rules import MatchNode, Near, Rule, RuleSet, Term, compile_rules, match
 from mastwatch.rules.reference import ReferenceMatcher
 from mastwatch.text import make_document
 
@@ -38,6 +38,7 @@ SEED = 20260310
 RULE_COUNTS = (10, 100, 1000, 5000)
 ITEM_COUNT = 20_000
 NAIVE_SECONDS = 3.0  # time given to the baseline at each size
+PASSES = 5  # compiled matching: best of this many passes over all items
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "matching"
 FULLWIDTH_PERCENT = "\uff05"  # as Japanese feeds often write it; NFKC makes it '%'
@@ -182,12 +183,21 @@ class Row:
         return self.items_per_second / self.naive_items_per_second
 
 
+def _pass_seconds(ruleset: RuleSet, docs: Sequence[Document]) -> float:
+    started = time.perf_counter()
+    for doc in docs:
+        match(ruleset, doc)
+    return time.perf_counter() - started
+
+
 def measure(rules: Sequence[Rule], docs: Sequence[Document]) -> Row:
     started = time.perf_counter()
     ruleset = compile_rules(rules)
     compiled_at = time.perf_counter()
     matches = sum(len(match(ruleset, doc)) for doc in docs)
-    matched_at = time.perf_counter()
+    # the best of several passes over all items: the same work each time, so the spread
+    # between passes is interference from whatever else the machine runs, not matching
+    seconds = min(_pass_seconds(ruleset, docs) for _ in range(PASSES))
 
     reference = ReferenceMatcher(rules)
     naive_start = time.perf_counter()
@@ -203,7 +213,7 @@ def measure(rules: Sequence[Rule], docs: Sequence[Document]) -> Row:
     return Row(
         rules=len(rules),
         compile_seconds=compiled_at - started,
-        items_per_second=len(docs) / (matched_at - compiled_at),
+        items_per_second=len(docs) / seconds,
         matches=matches,
         naive_items=done,
         naive_items_per_second=done / naive_seconds,
@@ -256,8 +266,9 @@ def section(rows: Sequence[Row], items: int, seconds: float) -> str:
             f"`make bench` ({machine}, one core, {seconds:.0f} s in all). {items:,} generated",
             "English and Japanese items; rules generated in the shape of the shipped pack (see",
             "`bench/bench_matching.py`). *Compiled* is `mastwatch.rules.match`: one Aho-Corasick",
-            "pass picks candidate rules, only those are evaluated. *Naive* tries each rule's",
-            "regexes in turn (`mastwatch.rules.reference`), over as many items as fit in",
+            "pass picks candidate rules, only those are evaluated; its rate is the best of"
+            f" {PASSES} passes over all items. *Naive* tries each rule's regexes in turn",
+            "(`mastwatch.rules.reference`), over as many items as fit in",
             f"{NAIVE_SECONDS:.0f} s, checking that both find the same matches.",
             "",
             table(rows, items),
@@ -276,13 +287,27 @@ def _notes(rows: Sequence[Row], items: int) -> list[str]:
         return []
     few, many = by_size[10], by_size[5000]
     return [
-        "Where the time goes: per item, the compiled matcher pays a fixed cost (normalised",
-        "fields joined, one automaton pass) plus work that grows with what the item mentions",
-        "that some rule is about: literals found, candidate rules evaluated, explanations",
-        f"built. The generated rules name {many.rules:,} sets of entities from the same pool",
-        f"the items draw on, so {many.matches / items:.0%} of items match at {many.rules:,}"
-        f" rules against {few.matches / items:.2%} at {few.rules}; per item that is"
-        f" {1e6 / many.items_per_second:.1f} µs against {1e6 / few.items_per_second:.1f} µs.",
+        "The rules: each an `all` of an `any` of two to five entity names (Latin or katakana,",
+        "from the same pool of 18,000 names the items draw on), an `any` of three to six topic",
+        "words (prefixes and Japanese terms included); 30 % add a `none` of exclusions, 10 %",
+        "have a `near` of a name and `@date` instead of the topic words, 5 % add a regex, and",
+        "one in a thousand is a lone regex. So the more rules, the more of every item is about",
+        "some rule:",
+        f"{many.matches / items:.0%} of items match at {many.rules:,} rules against"
+        f" {few.matches / items:.2%} at {few.rules}.",
+        "",
+        "Where the time goes: per item, a fixed cost (normalised fields joined, one automaton",
+        "pass) plus work that grows with the rule set. A rule is a candidate only when its",
+        "rarest required group (usually a name) is found; its literal branches (each `any` of",
+        "literals under the root `all`, each `none` of literals) are then checked with set",
+        "operations in one shared loop, which decides most rules outright; the rest run their",
+        "compiled expression with literals first, so a regex, `@date` or proximity runs only",
+        "once every literal branch holds. A match is explained from the terms found, not by",
+        "walking the tree. What remains grows with the rule set mostly through memory: the",
+        "automaton's nodes and the candidate rules' data are cold in the CPU cache (at 5,000",
+        "rules, matching an item a second time right away takes about 60 % of the first time).",
+        f"Per item: {1e6 / many.items_per_second:.1f} µs at {many.rules:,} rules against"
+        f" {1e6 / few.items_per_second:.1f} µs at {few.rules}.",
         "The naive baseline is timed on the first items only (it would take hours on all of",
         "them at 5,000 rules); its rate is items per second over those.",
         "",

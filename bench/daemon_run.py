@@ -33,7 +33,7 @@ class BenchConfig:
     urls: Sequence[str]
     baseline: bool = True
     interval: float = 300.0
-    jitter: float = 0.0
+    jitter: float | None = 0.0  # None: the shipped default
     tiers: Mapping[str, Sequence[str]] = field(default_factory=dict)  # tier -> slack channels
     slack_base_url: str | None = None
     min_interval: float = 1.0
@@ -47,6 +47,7 @@ def write_config(directory: Path, bench: BenchConfig) -> Path:
         f"[tiers.{name}]\nslack = {json.dumps(list(channels))}\n"
         for name, channels in {**dict.fromkeys(TIERS, ()), **bench.tiers}.items()
     )
+    jitter = "" if bench.jitter is None else f"jitter = {bench.jitter}\n"
     slack_url = f'base_url = "{bench.slack_base_url}"\n' if bench.slack_base_url else ""
     sources = "".join(
         f'[[sources]]\nid = "farm-{n}"\nkind = "feed"\nurl = "{url}"\nallow_private = true\n'
@@ -59,8 +60,7 @@ path = "{directory / "bench.db"}"
 dir = "{RULES_DIR}"
 [schedule]
 default_interval = {bench.interval}
-jitter = {bench.jitter}
-baseline_new_sources = {str(bench.baseline).lower()}
+{jitter}baseline_new_sources = {str(bench.baseline).lower()}
 [delivery]
 once_wait = {bench.once_wait}
 [log]
@@ -88,6 +88,7 @@ class DaemonRun:
     wall_seconds: float = 0.0
     peak_rss_kib: int = 0
     workers_rss_kib: dict[str, int] = field(default_factory=dict)  # pid -> VmHWM
+    cpu_ticks: dict[str, int] = field(default_factory=dict)  # pid -> user + system, last read
     returncode: int | None = None
     events: list[dict[str, object]] = field(default_factory=list)
 
@@ -99,6 +100,12 @@ class DaemonRun:
     def span(self, first: str, last: str) -> float:
         """Seconds from the first ``first`` event to the last ``last`` event."""
         return (max(self.times(last)) - min(self.times(first))).total_seconds()
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the daemon and its children (sampled, so a little short): a figure
+        that other load on the machine disturbs far less than wall time."""
+        return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def count(self, event: str) -> int:
         return sum(1 for e in self.events if e["event"] == event)
@@ -118,7 +125,10 @@ def _env() -> dict[str, str]:
 class Daemon:
     """``mastwatch run`` (``once`` adds ``--once``) as a child process."""
 
+    _serial = 0
+
     def __init__(self, config: Path, *, once: bool) -> None:
+        self.config = config
         self.args = [*mastwatch_command(), "run", "--config", str(config)]
         if once:
             self.args.append("--once")
@@ -127,14 +137,19 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        # The log goes to a file, not a pipe: a pipe read by this (busy) process would fill
+        # up and stall the daemon's writes, measuring our reading rather than the daemon.
+        Daemon._serial += 1
+        self.log_path = self.config.parent / f"daemon-{os.getpid()}-{Daemon._serial}.log"
         self._started = time.perf_counter()
-        self._proc = await asyncio.create_subprocess_exec(
-            *self.args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=_env(),
-        )
+        with self.log_path.open("wb") as log_file:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_file,
+                env=_env(),
+            )
         self._tasks = [
             asyncio.create_task(self._read_logs()),
             asyncio.create_task(self._sample_rss()),
@@ -160,12 +175,20 @@ class Daemon:
             await asyncio.sleep(0.05)
 
     async def _read_logs(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        async for line in self._proc.stderr:
-            try:
-                self.run.events.append(json.loads(line))
-            except ValueError:
-                self.run.events.append({"event": "unparsed", "line": line.decode(errors="replace")})
+        """Follow the log file while the daemon runs, then read what is left."""
+        assert self._proc is not None
+        with self.log_path.open("rb") as log_file:
+            pending = b""
+            while True:
+                running = self._proc.returncode is None
+                pending += log_file.read()
+                *lines, pending = pending.split(b"\n")
+                self.run.events += [_event(line) for line in lines if line.strip()]
+                if not running:
+                    break
+                await asyncio.sleep(0.05)
+            if pending.strip():
+                self.run.events.append(_event(pending))
 
     async def _sample_rss(self) -> None:
         """VmHWM is the kernel's own high-water mark; the last reading before exit wins.
@@ -175,23 +198,41 @@ class Daemon:
         while self._proc.returncode is None:
             try:
                 self.run.peak_rss_kib = max(self.run.peak_rss_kib, _hwm_kib(pid))
+                self.run.cpu_ticks[str(pid)] = _cpu_ticks(pid)
                 children = _children(pid)
             except (OSError, ValueError):
                 return
             for child in children:
                 with contextlib.suppress(OSError, ValueError):
                     self.run.workers_rss_kib[child] = _hwm_kib(int(child))
+                    self.run.cpu_ticks[child] = _cpu_ticks(int(child))
             await asyncio.sleep(0.02)
+
+
+def _event(line: bytes) -> dict[str, object]:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {"event": "unparsed", "line": line.decode(errors="replace")}
+    return event if isinstance(event, dict) else {"event": "unparsed", "line": str(event)}
 
 
 def _children(pid: int) -> list[str]:
     """Every descendant: parse workers are children of the fork server, not the daemon."""
     found: list[str] = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found.append(child)
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # each thread has its own children
         with contextlib.suppress(OSError):
-            found += _children(int(child))
+            for child in (task / "children").read_text().split():
+                found.append(child)
+                with contextlib.suppress(OSError):
+                    found += _children(int(child))
     return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime from /proc/PID/stat (fields 14 and 15; the name may hold spaces)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def _hwm_kib(pid: int) -> int:

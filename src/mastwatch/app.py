@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import multiprocessing
 import os
 import random
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,13 +50,13 @@ from mastwatch.replica import SourceLeases, heartbeat_loop, replica_id
 from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
+from mastwatch.sources.parsing import parse_executor, resolve_workers
 from mastwatch.store.factory import make_store
 from mastwatch.store.postgres import describe_url
 from mastwatch.systemd import SystemdNotifier, watchdog_interval
 from mastwatch.web import WebServer
 
 log = structlog.get_logger(__name__)
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 FIRST_POLL_SPREAD = 2.0  # seconds over which the first polls of all sources are spread
 
 
@@ -109,30 +106,29 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
     return notifiers
 
 
-def parse_pool(workers: int) -> Executor | None:
-    """Processes for feed parsing (CPU work that would otherwise share one core with the
-    event loop); ``None`` (0 workers) keeps parsing in the loop's default thread pool."""
-    if workers <= 0:
-        return None
-    # forkserver, not fork: a forked worker would inherit the daemon's sockets (the web
-    # endpoint, client connections), keeping them open after the daemon closes them.
-    context = multiprocessing.get_context("forkserver")
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_bind_worker_to_parent
-    )
+class PhaseSpreadTrigger(IntervalTrigger):  # type: ignore[misc]  # apscheduler 3 is untyped
+    """An interval trigger whose second period is longer by a random part of the interval.
 
+    Every source's first poll comes within ``FIRST_POLL_SPREAD`` of the start; with plain
+    interval jobs they would then all poll in the same second of every interval, new items
+    found together would queue behind Slack's one-message-a-second per channel, and the
+    load would come in bursts. Shifting each source once, by up to one interval, spreads
+    the polls evenly over the interval for good (the shift is never negative: a tick
+    before the stored next-check time would be skipped as not due).
+    """
 
-def _bind_worker_to_parent() -> None:
-    """Runs in each parse worker. A daemon killed with SIGKILL runs no clean-up: the fork
-    server then exits, and Linux kills its workers with it (PDEATHSIG). Workers only
-    parse and never log, so they are detached from the daemon's output too."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    def __init__(self, *, seconds: float, jitter: float) -> None:
+        super().__init__(seconds=seconds, jitter=jitter)
+        self._shift: float | None = random.uniform(0, seconds)
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        if previous_fire_time is not None and fire is not None and self._shift is not None:
+            fire += timedelta(seconds=self._shift)
+            self._shift = None
+        return fire
 
 
 @dataclass
@@ -147,9 +143,13 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     sd: SystemdNotifier = field(default_factory=SystemdNotifier.from_environ)
     web: WebServer | None = field(default=None, init=False)  # while run_forever runs
+    # config and rules the caller already loaded from config_path (the CLI does, to set up
+    # logging), so a start does not read and compile them twice; reloads read the files
+    _loaded: tuple[Config, RuleSet] | None = None
 
     async def __aenter__(self) -> Daemon:
-        self.config, self.ruleset = load_everything(self.config_path)
+        loaded, self._loaded = self._loaded, None
+        self.config, self.ruleset = loaded or load_everything(self.config_path)
         secrets = resolve_secrets(self.config)
         redactor.register(secrets.values())
         self._web_token = secrets.web_token
@@ -173,7 +173,7 @@ class Daemon:
         # for sources with allow_private only; the guarded session serves all others
         self.private_session = make_session(fetch_settings(self.config), allow_private=True)
         self.notifiers = build_notifiers(self.config, secrets)
-        self._parse_pool = parse_pool(self.config.performance.parse_workers)
+        self._parse_pool = parse_executor(resolve_workers(self.config.performance.parse_workers))
         self.worker = DeliveryWorker(
             self.store,
             self.notifiers,
@@ -541,7 +541,9 @@ class Daemon:
             first = now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD))
             scheduler.add_job(
                 self._scheduled_poll,
-                IntervalTrigger(seconds=self._tick(source), jitter=schedule.jitter),
+                PhaseSpreadTrigger(
+                    seconds=self._tick(source), jitter=self.config.jitter_of(source)
+                ),
                 args=[source.id],
                 id=source.id,
                 name=f"poll {source.id}",
@@ -572,6 +574,8 @@ class Daemon:
             self._polls.discard(task)
 
 
-async def run_daemon(config_path: Path, *, once: bool) -> int:
-    async with Daemon(config_path) as daemon:
+async def run_daemon(
+    config_path: Path, *, once: bool, loaded: tuple[Config, RuleSet] | None = None
+) -> int:
+    async with Daemon(config_path, _loaded=loaded) as daemon:
         return await (daemon.run_once() if once else daemon.run_forever())

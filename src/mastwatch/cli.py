@@ -120,13 +120,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mastwatch.log import configure_logging  # noqa: PLC0415
 
     try:
-        config, _ = load_everything(args.config)
+        loaded = load_everything(args.config)
     except (ConfigError, RuleError) as exc:
         _print_problems("mastwatch cannot start", exc.problems)
         return EXIT_PROBLEM
+    config = loaded[0]
     configure_logging(config.log.level, config.log.format)
     try:
-        return asyncio.run(run_daemon(args.config, once=args.once))
+        return asyncio.run(run_daemon(args.config, once=args.once, loaded=loaded))
     except MastwatchError as exc:
         _print_problems("mastwatch stopped", getattr(exc, "problems", [str(exc)]))
         return EXIT_PROBLEM
@@ -258,12 +259,12 @@ async def _fetch_once(url: str) -> Any:
 
 async def _fetch_source(config: Any, source: Any) -> list[Item]:
     """Fetch and parse one configured source the way a poll does (selectors included)."""
-    from mastwatch.pipeline import _ParseCall  # noqa: PLC0415
     from mastwatch.sources.page import ParsedPage, page_selectors_of  # noqa: PLC0415
+    from mastwatch.sources.parsing import ParseCall  # noqa: PLC0415
 
     url = config.source_url(source)
     result = await _fetch_once(url)
-    parsed = _ParseCall(source.id, result, page_selectors_of(source))()
+    parsed = ParseCall.of(source.id, result, page_selectors_of(source))()
     if isinstance(parsed, ParsedPage):
         for name in parsed.empty_selectors:
             print(f"selector {name} matched nothing on {url}", file=sys.stderr)

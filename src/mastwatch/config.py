@@ -113,6 +113,9 @@ class HttpConfig(_Model):
     user_agent: str | None = None
 
 
+MAX_JITTER_FRACTION = 0.05  # of a source's interval (Config.jitter_of)
+
+
 class ScheduleConfig(_Model):
     default_interval: Seconds = 300.0
     jitter: float = Field(10.0, ge=0)
@@ -131,9 +134,10 @@ class DeliveryConfig(_Model):
 
 
 class PerformanceConfig(_Model):
-    # processes that parse fetched feeds, so a cold cycle uses every core; 0 (the default)
-    # parses in a thread inside the daemon. Opt-in: see docs/operations.md for why.
-    parse_workers: int = Field(0, ge=0)
+    # processes that parse fetched feeds, so a cold cycle uses every core; 0 parses in a
+    # thread inside the daemon; "auto" (the default) is one per CPU, or 0 on a single CPU
+    # (sources.parsing.resolve_workers). See docs/operations.md.
+    parse_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
 
 
 class LogConfig(_Model):
@@ -431,6 +435,11 @@ class Config(_Model):
 
     def interval_of(self, source: SourceConfig) -> float:
         return source.interval or self.schedule.default_interval
+
+    def jitter_of(self, source: SourceConfig) -> float:
+        """``schedule.jitter``, but at most a twentieth of the source's interval: APScheduler adds
+        it to every period, so 10 s of jitter on a 10 s interval would poll every 10-20 s."""
+        return min(self.schedule.jitter, MAX_JITTER_FRACTION * self.interval_of(source))
 
     def baseline_of(self, source: SourceConfig) -> bool:
         if source.baseline is not None:

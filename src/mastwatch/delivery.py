@@ -99,11 +99,13 @@ class DeliveryWorker:
             await asyncio.sleep(max(0.0, (due - self.clock()).total_seconds()) + 0.01)
 
     async def _sleep_until_due(self, stop: asyncio.Event) -> None:
+        # Cleared before the store is asked, not after: a wake() while the query runs (an
+        # enqueue it did not see) must end this sleep, or that alert waits for the recheck.
+        self._wake.clear()
         due = await self.store.next_delivery_due()
         timeout = IDLE_RECHECK_SECONDS
         if due is not None:
             timeout = min(timeout, max(0.0, (due - self.clock()).total_seconds()))
-        self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

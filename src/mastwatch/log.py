@@ -7,6 +7,7 @@ same processors, so a secret that a library puts in a log line is redacted too.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import sys
@@ -37,7 +38,10 @@ class SecretRedactor:
 
     def register(self, secrets: Iterable[str]) -> None:
         """Remember secret values read at start-up so they are scrubbed from any string."""
-        known = set(self._values) | {s for s in secrets if len(s) >= 4}
+        fresh = {s for s in secrets if len(s) >= 4}
+        # as JSON writes them too (a quote or backslash escaped), for the rendered-line pass
+        fresh |= {json.dumps(s, ensure_ascii=False)[1:-1] for s in fresh}
+        known = set(self._values) | fresh
         self._values = tuple(sorted(known, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
@@ -77,6 +81,13 @@ def _add_identity(logger: WrappedLogger, name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
+def _scrub_rendered(logger: WrappedLogger, name: str, rendered: Any) -> Any:
+    """The last step: the whole rendered line scrubbed again, so whatever the renderers
+    added (an exception's message, its cause and context, a formatted traceback, a note)
+    cannot carry a secret out, whichever way it got into the line."""
+    return redactor.scrub(rendered) if isinstance(rendered, str) else rendered
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -103,10 +114,12 @@ def _renderer(json_output: bool, colors: bool) -> list[Processor]:
             structlog.processors.ExceptionRenderer(transformer),
             redactor,
             structlog.processors.JSONRenderer(ensure_ascii=False),
+            _scrub_rendered,
         ]
     return [
         redactor,
         structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_redacted_traceback),
+        _scrub_rendered,
     ]
 
 

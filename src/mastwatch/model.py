@@ -30,15 +30,16 @@ class Item:
     published: datetime | None = None
     tags: tuple[str, ...] = ()
     author: str | None = None
+    # A digest of what a reader sees, so an edited item can be told from a repeat. Computed
+    # once, when the item is made (in the parse worker), not on each of its several uses.
+    content_hash: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def content_hash(self) -> str:
-        """A digest of what a reader sees, so an edited item can be told from a repeat."""
+    def __post_init__(self) -> None:
         digest = hashlib.sha256()
         for part in (self.title, self.link or "", self.summary, self.content):
             digest.update(part.encode("utf-8", "surrogatepass"))
             digest.update(b"\x00")
-        return digest.hexdigest()
+        object.__setattr__(self, "content_hash", digest.hexdigest())
 
 
 @dataclass(frozen=True, slots=True)

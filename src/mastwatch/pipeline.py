@@ -26,15 +26,10 @@ from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
 from mastwatch.policy.routing import Routing, build_routing
 from mastwatch.replica import SourceLeases
 from mastwatch.rules import RuleSet, match
-from mastwatch.sources.feed import ParsedFeed, parse_feed
+from mastwatch.sources.feed import ParsedFeed
 from mastwatch.sources.http import Fetched, FetchFailed, NotModified
-from mastwatch.sources.page import (
-    EmptySelectorWatch,
-    PageSelectors,
-    ParsedPage,
-    page_selectors_of,
-    parse_page,
-)
+from mastwatch.sources.page import EmptySelectorWatch, ParsedPage, page_selectors_of
+from mastwatch.sources.parsing import ParseCall
 from mastwatch.store.base import Store
 from mastwatch.text import html_to_text, make_document
 
@@ -172,7 +167,7 @@ class Pipeline:
     async def _parse(self, source: SourceConfig, fetched: Fetched) -> ParsedFeed | ParsedPage:
         """Parse off the event loop: feedparser is CPU work and must not stall polling."""
         loop = asyncio.get_running_loop()
-        call = _ParseCall(source.id, fetched, page_selectors_of(source))
+        call = ParseCall.of(source.id, fetched, page_selectors_of(source))
         parsed = await loop.run_in_executor(self.executor, call)
         if parsed.warning:
             log.info("feed_parse_warning", source=source.id, warning=parsed.warning)
@@ -323,33 +318,6 @@ class Pipeline:
         )
         status = "disabled" if failure.permanent else "failed"
         return PollOutcome(source.id, status, error=new_state.last_error)
-
-
-@dataclass(frozen=True)
-class _ParseCall:
-    """A picklable parse call, so the executor may be a process pool."""
-
-    source_id: str
-    fetched: Fetched
-    page: PageSelectors | None = None  # set for kind = "page"
-
-    def __call__(self) -> ParsedFeed | ParsedPage:
-        f = self.fetched
-        if self.page is not None:
-            return parse_page(
-                f.body,
-                source_id=self.source_id,
-                selectors=self.page,
-                http_charset=f.http_charset,
-                base_url=self.page.base_url or f.final_url,
-            )
-        return parse_feed(
-            f.body,
-            source_id=self.source_id,
-            http_charset=f.http_charset,
-            content_type=f.content_type,
-            base_url=f.final_url,
-        )
 
 
 def backoff_delay(

@@ -11,7 +11,7 @@ from daemon_fixtures import Servers, run_once, source, write_config
 from mastwatch.testing.feeds import rss
 
 HOSTILE = (
-    "tariff <!channel> <!here> <@U123> <https://evil.example|bank> *bold* `code` "
+    "tariff <!channel> <!here> <@U123> <https://evil.example|bank> *bold* `code` _it_ ~st~ "
     "\u202eevil\u202c ze\u200bro\u2060width \x07bell\x1b[31m red "
     "<script>alert(1)</script>\r\nBcc: victim@evil.example"
 )
@@ -61,6 +61,15 @@ def _assert_slack_inert(message: Any) -> None:
     # the only unescaped angle brackets are our own mention and link syntax
     residue = payload.replace("<!here>", "")
     assert all(chunk.startswith(("http", "https")) for chunk in residue.split("<")[1:])
+    # mrkdwn emphasis from the feed never reaches a mrkdwn block: the feed's words are in
+    # plain_text objects (header, section), which Slack shows literally
+    blocks_mrkdwn = "\n".join(_mrkdwn(message.blocks))
+    for mark in ("*bold*", "`code`", "_it_", "~st~"):
+        assert mark not in blocks_mrkdwn
+        assert mark in _header(message)
+    sections = [b for b in message.blocks if b["type"] == "section"]
+    assert [s["text"]["type"] for s in sections] == ["mrkdwn", "plain_text"]  # <!here>, feed
+    assert sections[0]["text"]["text"] == "<!here>"
     seen = payload + _header(message)
     assert not [ch for ch in INVISIBLE if ch in seen]
     assert "zerowidth" in _header(message)  # removed, not replaced by a space
@@ -74,8 +83,10 @@ def _assert_slack_within_limits(message: Any) -> None:
     assert header.endswith("…")
     for text in _mrkdwn(message.blocks):
         assert len(text) <= 3000
-    section = message.blocks[1]["text"]["text"]
-    assert section.endswith("…")
+    (section,) = [b for b in message.blocks if b["type"] == "section"]
+    assert section["text"]["type"] == "plain_text"
+    assert len(section["text"]["text"]) <= 3000
+    assert section["text"]["text"].endswith("…")
     assert len(message.text or "") <= 40_000
 
 

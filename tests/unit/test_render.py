@@ -14,6 +14,7 @@ from mastwatch.model import Alert
 from mastwatch.notify.render import (
     SLACK_BLOCK_TEXT_MAX,
     SLACK_HEADER_MAX,
+    SLACK_LINK_LABEL,
     SUBJECT_MAX,
     SUMMARY_MAX,
     console_text,
@@ -46,9 +47,26 @@ def make(**changes: Any) -> Alert:
     return dataclasses.replace(BASE, **changes)
 
 
+def feed_section(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The section with the feed's words: plain_text, which Slack shows literally."""
+    (section,) = [b for b in blocks if b["type"] == "section" and b["text"]["type"] != "mrkdwn"]
+    assert section["text"]["type"] == "plain_text"
+    return section
+
+
 def section_text(blocks: list[dict[str, Any]]) -> str:
-    (section,) = [b for b in blocks if b["type"] == "section"]
-    return str(section["text"]["text"])
+    return str(feed_section(blocks)["text"]["text"])
+
+
+def mrkdwn_strings(node: Any) -> list[str]:
+    """Every text Slack reads as mrkdwn in the blocks."""
+    if isinstance(node, list):
+        return [s for child in node for s in mrkdwn_strings(child)]
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn":
+            return [str(node["text"])]
+        return [s for child in node.values() for s in mrkdwn_strings(child)]
+    return []
 
 
 def header_text(blocks: list[dict[str, Any]]) -> str:
@@ -64,7 +82,7 @@ def context_text(blocks: list[dict[str, Any]]) -> str:
 
 def all_mrkdwn(alert: Alert, *, mention: bool = False) -> str:
     message = slack_message(alert, mention=mention)
-    return "\n".join([message.text, section_text(message.blocks), context_text(message.blocks)])
+    return "\n".join([message.text, *mrkdwn_strings(message.blocks)])
 
 
 # --- Slack escaping --------------------------------------------------------------------
@@ -97,18 +115,19 @@ def test_feed_mentions_arrive_inert_everywhere() -> None:
     assert "<@U2>" not in rendered
     assert "<!here>" not in rendered
     assert "<http://evil.test" not in rendered
-    assert "&lt;!channel&gt;" in section_text(slack_message(alert, mention=False).blocks)
+    # the feed's words reach the blocks only as plain_text, shown literally
+    assert "Breaking <!channel> <@U1> AT&T <!here>" in section_text(
+        slack_message(alert, mention=False).blocks
+    )
     assert "AT&amp;T" in rendered
     assert re.search(r"&(?!amp;|lt;|gt;)", rendered) is None  # every other & is an entity
 
 
 def test_link_with_pipe_and_angle_bracket_is_percent_encoded() -> None:
     alert = make(link="https://example.test/a?b=1|2>x<y", title="T")
-    section = section_text(slack_message(alert, mention=False).blocks)
-    assert "<https://example.test/a?b=1%7C2%3Ex%3Cy|T>" in section
-    link = re.search(r"<([^|>]*)\|", section)
-    assert link is not None
-    assert "|" not in link.group(1)
+    button = feed_section(slack_message(alert, mention=False).blocks)["accessory"]
+    assert button["url"] == "https://example.test/a?b=1%7C2%3Ex%3Cy"
+    assert button["text"] == {"type": "plain_text", "text": SLACK_LINK_LABEL}
 
 
 @pytest.mark.parametrize(
@@ -127,8 +146,9 @@ def test_link_with_pipe_and_angle_bracket_is_percent_encoded() -> None:
 )
 def test_non_http_links_are_not_linked(link: str | None) -> None:
     alert = make(link=link)
-    section = section_text(slack_message(alert, mention=False).blocks)
-    assert section.startswith("*US and Japan agree on auto tariffs*")
+    section = feed_section(slack_message(alert, mention=False).blocks)
+    assert section["text"]["text"].startswith("US and Japan agree on auto tariffs")
+    assert "accessory" not in section
     assert "javascript" not in all_mrkdwn(alert).lower()
     assert safe_url(link) is None
     _text, html_body = email_bodies(alert)
@@ -136,8 +156,9 @@ def test_non_http_links_are_not_linked(link: str | None) -> None:
 
 
 def test_http_link_is_linked() -> None:
-    section = section_text(slack_message(BASE, mention=False).blocks)
-    assert section.startswith("*<https://example.test/news/1|US and Japan agree on auto tariffs>*")
+    section = feed_section(slack_message(BASE, mention=False).blocks)
+    assert section["text"]["text"].startswith("US and Japan agree on auto tariffs")
+    assert section["accessory"]["url"] == "https://example.test/news/1"
     assert safe_url("HTTP://Example.test/x y") == "HTTP://Example.test/x%20y"
 
 
@@ -152,14 +173,15 @@ def test_header_is_capped_at_150() -> None:
 
 
 def test_section_is_capped_at_3000_even_when_escaping_expands_it() -> None:
-    # escaping turns every "<" into four characters; the cap applies after escaping
+    # escaping turns every "<" into four characters where text is mrkdwn (context, fallback)
     alert = make(title="<" * 400, summary="<&> " * 2000, link="https://example.test/" + "a" * 900)
     message = slack_message(alert, mention=True)
     section = section_text(message.blocks)
     assert len(section) <= SLACK_BLOCK_TEXT_MAX
     assert len(context_text(message.blocks)) <= SLACK_BLOCK_TEXT_MAX
-    # the cut never leaves half an entity behind
-    assert re.search(r"&(?!amp;|lt;|gt;)", section.replace("<!here>", "")) is None
+    # the cut never leaves half an entity behind in mrkdwn
+    for text in mrkdwn_strings(message.blocks):
+        assert re.search(r"&(?!amp;|lt;|gt;)", text.replace("<!here>", "")) is None
 
 
 def test_summary_is_cut_on_a_word_boundary() -> None:
@@ -196,10 +218,21 @@ def test_critical_mention_prepends_here() -> None:
     plain = slack_message(make(tier="critical"), mention=False)
     loud = slack_message(make(tier="critical"), mention=True)
     assert loud.text.startswith("<!here> ")
-    assert section_text(loud.blocks).startswith("<!here> ")
+    assert loud.blocks[1] == {"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}}
     assert "<!here>" not in plain.text
-    assert "<!here>" not in section_text(plain.blocks)
+    assert "<!here>" not in all_mrkdwn(make(tier="critical"))
+    assert [b["type"] for b in plain.blocks] == ["header", "section", "context"]
     assert header_text(loud.blocks).startswith("🚨")
+
+
+@pytest.mark.parametrize("marks", ["*bold*", "_italic_", "~strike~", "`code`", "```block```"])
+def test_feed_emphasis_characters_arrive_inert(marks: str) -> None:
+    alert = make(title=f"Tariffs {marks} now", summary=f"see {marks} here")
+    message = slack_message(alert, mention=True)
+    # the feed's words are in plain_text objects only, which Slack never formats
+    assert f"Tariffs {marks} now\nsee {marks} here" == section_text(message.blocks)
+    assert header_text(message.blocks).endswith(f"Tariffs {marks} now")
+    assert not [text for text in mrkdwn_strings(message.blocks) if marks in text]
 
 
 def test_untitled_item_still_has_a_header() -> None:

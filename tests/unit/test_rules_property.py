@@ -10,8 +10,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mastwatch.model import Document, Item
+from mastwatch.model import Document, Item, Match
 from mastwatch.rules import MatchNode, Near, Rule, Term, compile_rules, field_texts, match
+from mastwatch.rules.compile import RuleSet
+from mastwatch.rules.evaluate import Scan, _fires_on, _plan_evidence, admits
 from mastwatch.rules.reference import ReferenceMatcher
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import make_document
@@ -169,6 +171,28 @@ def test_compiled_matcher_equals_reference(rule_list: list[Rule], docs: list[Doc
         for m in found:
             for evidence in m.evidence:
                 assert 0 <= evidence.start < evidence.end <= len(texts[evidence.field])
+        _check_shortcuts(compiled, doc, found)
+
+
+def _check_shortcuts(ruleset: RuleSet, doc: Document, found: list[Match]) -> None:
+    """The matcher's shortcuts give what the plain paths give: the literal conditions (and
+    the candidate choice) what the whole compiled tree says for every enabled rule, and the
+    evidence from the terms found what walking the whole evidence plan gives."""
+    scan = Scan(ruleset, doc)
+    fired = {m.rule_id: m for m in found}
+    for compiled in ruleset.compiled:
+        if not compiled.rule.enabled:
+            continue
+        holds = admits(compiled, scan) and scan.holds(compiled.tree)
+        assert (compiled.rule.id in fired) == holds
+        assert _fires_on(compiled, scan) == holds  # literal conditions first, then the rest
+        if holds:
+            plain: dict[tuple[str, int, int, int], None] = {}
+            _plan_evidence(scan, compiled.evidence_plan, plain)
+            evidence = fired[compiled.rule.id].evidence
+            assert [(e.term, FIELDS.index(e.field), e.start, e.end) for e in evidence] == list(
+                plain
+            )
 
 
 NEAR_WORDS = ["tax", "yen", "関税", "日米", "of", "the", "7月20日", "20 July", "、"]
@@ -197,3 +221,39 @@ def test_proximity_equals_reference(terms: list[str], within: int, titles: list[
         assert [(m.rule_id, m.matched) for m in match(compiled, doc)] == reference.matching_rules(
             doc
         )
+
+
+LITERALS = st.sampled_from([t for t in PLAIN_TERMS if not t.startswith("@")]) | st.sampled_from(
+    [Term(kind="exact", text="US"), Term(kind="exact", text="Tax*")]
+)
+branch = st.builds(
+    lambda op, items, fields: MatchNode(op=op, children=tuple(items), fields=fields),
+    st.sampled_from(["any", "any", "all", "none"]),
+    st.lists(LITERALS, min_size=1, max_size=3),
+    scopes,
+)
+
+
+@st.composite
+def branch_rules(draw: st.DrawFn) -> list[Rule]:
+    """Rules shaped like most real ones (and the benchmark's): an `all` of literal branches
+    (`any` of names, `any` of topic words, `none` of exclusions), decided by the matcher's
+    literal conditions alone; sometimes a literal, a pattern or a proximity beside them."""
+    out = []
+    for number in range(draw(st.integers(1, 4))):
+        children: list[object] = draw(st.lists(branch, min_size=1, max_size=3))
+        children += draw(st.lists(LITERALS | st.sampled_from(["@date"]) | near_nodes(), max_size=1))
+        tree = MatchNode(op="all", children=tuple(children), fields=draw(scopes))  # type: ignore[arg-type]
+        out.append(Rule(id=f"b{number}", title="B", tier="high", match=tree))
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(branch_rules(), st.lists(documents(), min_size=1, max_size=3))
+def test_literal_branch_rules_equal_reference(rule_list: list[Rule], docs: list[Document]) -> None:
+    compiled = compile_rules(rule_list)
+    reference = ReferenceMatcher(rule_list)
+    for doc in docs:
+        found = match(compiled, doc)
+        assert [(m.rule_id, m.matched) for m in found] == reference.matching_rules(doc)
+        _check_shortcuts(compiled, doc, found)

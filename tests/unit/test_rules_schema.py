@@ -229,6 +229,37 @@ def test_duplicate_ids_across_files_name_both_places(tmp_path: Path) -> None:
     ]
 
 
+def test_duplicate_ids_reported_even_when_the_rules_have_other_errors(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", "id: tariffs\ntitle: T\ntier: hgih\nmatch: {any: [tariff]}\n")
+    second = write(
+        tmp_path,
+        "b.yaml",
+        """
+        - id: tariffs
+          title: T
+          tier: high
+          colour: red
+          match: {any: [{regex: "(unclosed"}]}
+        - id: tariffs
+          tier: high
+          match: {any: [tariff]}
+        """,
+    )
+    problems = problems_of([first, second])
+    # every problem at once, each with file:line:column and the rule id
+    assert f"{second}:1:3: rule 'tariffs': duplicate id; first defined at {first}:1:1" in problems
+    assert f"{second}:6:3: rule 'tariffs': duplicate id; first defined at {first}:1:1" in problems
+    assert any(p.startswith(f"{first}:3:7: rule 'tariffs': unknown tier 'hgih'") for p in problems)
+    assert any(
+        p.startswith(f"{second}:4:3: rule 'tariffs': unknown key 'colour'") for p in problems
+    )
+    assert any(
+        p.startswith(f"{second}:6:3: rule 'tariffs': missing required key 'title'")
+        for p in problems
+    )
+    assert len(problems) == 6, problems  # also the regex that does not compile
+
+
 def test_yaml_syntax_error_reports_its_position(tmp_path: Path) -> None:
     broken = write(tmp_path, "broken.yaml", "id: x\ntitle: [unclosed\ntier: high\n")
     fine = write(tmp_path, "fine.yaml", "id: y\ntitle: Y\ntier: high\nmatch: {any: [a]}\n")

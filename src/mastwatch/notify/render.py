@@ -27,6 +27,7 @@ SLACK_TEXT_MAX = 40_000  # top-level message text
 SUMMARY_MAX = 500  # characters of the summary a subscriber sees
 SUBJECT_MAX = 200  # characters of an email subject
 TITLE_MAX = 250  # characters of a title inside a section (the header has its own cap)
+SLACK_LINK_LABEL = "Open"  # the link button's label: fixed, so no feed text is ever a link
 URL_MAX = 1000  # longer links are not linked: a feed does not need them, an attacker might
 
 ELLIPSIS = "…"
@@ -173,13 +174,31 @@ def _slack_title_line(alert: Alert) -> str:
     return f"*<{url}|{title}>*" if url else f"*{title}*"
 
 
-def _slack_section(alert: Alert, mention: bool) -> str:
-    prefix = "<!here> " if mention else ""
-    text = prefix + _slack_title_line(alert)
+def _slack_section(alert: Alert) -> dict[str, Any]:
+    """The feed's words (title, summary) as ``plain_text``, which Slack shows literally: no
+    mention, link or emphasis (``*``, ``_``, ``~``, `` ` ``) written in a feed comes alive.
+    The link goes on a button whose label is ours, never on feed text."""
+    text = truncate(_title(alert), TITLE_MAX)
     summary = short_summary(alert)
     if summary:
-        text += "\n" + slack_escape(summary)
-    return cap_mrkdwn(text, SLACK_BLOCK_TEXT_MAX)
+        text += "\n" + summary
+    block: dict[str, Any] = {
+        "type": "section",
+        "text": {
+            "type": "plain_text",
+            "text": truncate(text, SLACK_BLOCK_TEXT_MAX),
+            "emoji": False,
+        },
+    }
+    url = safe_url(alert.link)
+    if url:
+        block["accessory"] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": SLACK_LINK_LABEL},
+            "url": url,
+            "action_id": "open-item",
+        }
+    return block
 
 
 def _slack_context(alert: Alert) -> str:
@@ -203,19 +222,21 @@ def _slack_fallback(alert: Alert, mention: bool) -> str:
 def slack_message(alert: Alert, *, mention: bool) -> SlackMessage:
     """Render ``alert`` as Block Kit blocks plus a plain-text fallback.
 
-    ``mention`` (used for the critical tier) prepends ``<!here>`` to the fallback text
-    and to the section, the only places where Slack honours it.
+    ``mention`` (used for the critical tier) prepends ``<!here>`` to the fallback text and
+    adds it as a mrkdwn section of its own before the feed's (plain_text) section.
     """
     header = truncate(f"{_emoji(alert.tier)} {_title(alert)}", SLACK_HEADER_MAX)
     blocks: list[dict[str, Any]] = [
         # plain_text is shown literally by Slack: no mrkdwn escaping, only the length cap
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_section(alert, mention)}},
+        _slack_section(alert),
         {
             "type": "context",
             "elements": [{"type": "mrkdwn", "text": _slack_context(alert)}],
         },
     ]
+    if mention:  # our own mrkdwn, apart from any feed text
+        blocks.insert(1, {"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}})
     return SlackMessage(text=_slack_fallback(alert, mention), blocks=blocks)
 
 

@@ -11,7 +11,7 @@ import asyncio
 import email.policy
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -22,6 +22,7 @@ import structlog
 from mastwatch.config import DeliveryConfig
 from mastwatch.delivery import retry_delay
 from mastwatch.errors import PermanentDeliveryError, RetryableDeliveryError
+from mastwatch.log import redactor
 from mastwatch.model import Message
 from mastwatch.notify.email import EmailNotifier
 from mastwatch.notify.render import SlackMessage
@@ -61,6 +62,18 @@ def email_message(message: Message, sender: str) -> EmailMessage:
     if message.html is not None:
         mail.add_alternative(message.html, subtype="html")
     return mail
+
+
+def scrubbed(message: Message) -> Message:
+    """The message with any known secret hidden, a last step before it leaves (a digest
+    quotes feed text, a notice quotes errors), as rendered log lines are scrubbed."""
+    html = None if message.html is None else redactor.scrub(message.html)
+    return replace(
+        message,
+        subject=redactor.scrub(message.subject),
+        text=redactor.scrub(message.text),
+        html=html,
+    )
 
 
 def slack_text(text: str) -> str:
@@ -136,7 +149,7 @@ class MessageWorker:
         try:
             if send is None:
                 raise PermanentDeliveryError(f"no sender for channel {message.channel!r}")
-            await send(message)
+            await send(scrubbed(message))
         except RetryableDeliveryError as exc:
             delay = retry_delay(message.attempts, self.settings, exc.retry_after)
             at = self.clock() + timedelta(seconds=delay)

@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 import structlog
 
 from mastwatch.config import NoticesConfig
+from mastwatch.log import redactor
 from mastwatch.model import Message
 
 log = structlog.get_logger(__name__)
@@ -32,6 +33,12 @@ class Notice:
     key: str
     subject: str
     detail: str
+
+    def __post_init__(self) -> None:
+        # The detail quotes errors (an SMTP server may echo the password it refused): a
+        # notice is stored and sent to people, so it carries no secret the log would hide.
+        object.__setattr__(self, "subject", redactor.scrub(self.subject))
+        object.__setattr__(self, "detail", redactor.scrub(self.detail))
 
 
 def source_transition(error_count: int, threshold: int) -> Transition:

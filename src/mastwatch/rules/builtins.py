@@ -18,7 +18,9 @@ _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
-_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_DAY_NUMBER = r"(?:[12]\d|3[01]|0?[1-9])"  # 1-31, with or without a leading zero
+_MONTH_NUMBER = r"(?:1[0-2]|0?[1-9])"  # 1-12
+_DAY = rf"{_DAY_NUMBER}(?:st|nd|rd|th)?"
 _YEAR = r"(?:1[89]\d\d|2\d\d\d)"
 _ERA_YEAR = r"(?:令和|平成|昭和)(?:\d{1,2}|元)年"
 
@@ -31,9 +33,9 @@ _DATE = "|".join(
         # july 2025
         rf"\b{_MONTH}\.? {_YEAR}\b",
         # 2025-07-20, 2025/7/20
-        rf"\b{_YEAR}[-/](?:1[0-2]|0?[1-9])[-/](?:[12]\d|3[01]|0?[1-9])\b",
+        rf"\b{_YEAR}[-/]{_MONTH_NUMBER}[-/]{_DAY_NUMBER}\b",
         # 7月20日, 2025年7月20日, 令和7年7月20日, 2025年7月
-        rf"(?:(?:\b{_YEAR}年|{_ERA_YEAR}) ?)?\b(?:1[0-2]|0?[1-9])月(?:(?:[12]\d|3[01]|0?[1-9])日)?",
+        rf"(?:(?:\b{_YEAR}年|{_ERA_YEAR}) ?)?\b{_MONTH_NUMBER}月(?:{_DAY_NUMBER}日)?",
     )
 )
 

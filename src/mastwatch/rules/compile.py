@@ -101,6 +101,9 @@ class CompiledNear:
     written: tuple[tuple[str, ...], ...]
     within: int
     mask: int
+    # the entries in the order to look them up: those of literals only (already found by
+    # the automaton) first, so the fields they share narrow where patterns are searched
+    order: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +115,12 @@ class CompiledNode:
     written: tuple[str, ...] = ()  # for each int child, the term as the rule wrote it
     mask: int = DEFAULT_MASK
     # the same children split for speed: automaton terms (tested as one set operation
-    # against the terms found) and the rest (patterns, nested nodes, proximity)
+    # against the terms found) and the rest (patterns, nested nodes, proximity), the rest
+    # ordered cheap first: nested nodes of literals only before anything that may run a
+    # regex, a pattern or a proximity sweep. The operands are pure, so the order changes
+    # no result; it only lets an `all` that lacks a literal fail before the costly part.
     literals: frozenset[int] = frozenset()
     rest: tuple[CompiledNode | CompiledNear | int, ...] = ()
-    # where each literal and each other child sits among the children (for explanations)
-    literal_positions: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
-    rest_positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,17 @@ class CompiledRule:
     trigger: frozenset[int] = frozenset()  # terms one of which must be found (see _triggers)
     filtered: bool = False  # has source or language filters (see evaluate.admits)
     check: Any = None  # the tree as one Python function (see _codegen), None if too deep
+    # the literal conditions at the root (see _literal_conditions): one of each `requires`
+    # group and none of each `excludes` group found in its fields; when `decided`, they are
+    # the whole rule and `check` is not called
+    requires: tuple[tuple[int, frozenset[int]], ...] = ()
+    excludes: tuple[tuple[int, frozenset[int]], ...] = ()
+    decided: bool = False
+    # the leaves whose finds explain a match, in rule order (see _evidence_plan)
+    evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
+    # when the plan holds automaton terms only (the usual case): for each term, where it
+    # sits in the plan, so a match is explained from the few terms found, not the whole plan
+    evidence_index: Mapping[int, tuple[int, ...]] | None = None
     source_ids: frozenset[str] = frozenset()
     source_tags: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset()
@@ -151,6 +165,9 @@ class RuleSet:
     always_candidates: tuple[int, ...] = ()
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
+    # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
+    # looks at, so the source, tags and link are not scanned when no rule is about them
+    scanned_fields: int = len(FIELDS)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -267,31 +284,36 @@ class _Compiler:
         def literal(child: CompiledNode | CompiledNear | int) -> bool:
             return isinstance(child, int) and self.specs[child].in_automaton
 
-        positions: dict[int, tuple[int, ...]] = {}
-        for position, child in enumerate(children):
-            if isinstance(child, int) and literal(child):
-                positions[child] = (*positions.get(child, ()), position)
         return CompiledNode(
             op=op,
             children=children,
             written=written,
             mask=mask,
-            literals=frozenset(positions),
-            rest=tuple(c for c in children if not literal(c)),
-            literal_positions=MappingProxyType(positions),
-            rest_positions=tuple(i for i, c in enumerate(children) if not literal(c)),
+            literals=frozenset(c for c in children if isinstance(c, int) and literal(c)),
+            rest=tuple(sorted((c for c in children if not literal(c)), key=self.costly)),
         )
+
+    def costly(self, child: CompiledNode | CompiledNear | int) -> bool:
+        """Whether evaluating ``child`` may run a regex, a built-in pattern or a proximity
+        sweep (anything else is set operations on the literals already found)."""
+        if isinstance(child, int):
+            return not self.specs[child].in_automaton
+        return isinstance(child, CompiledNear) or any(map(self.costly, child.rest))
 
     def near(self, near: Near, mask: int) -> CompiledNear:
         entries = [_flatten(entry) for entry in near.terms]
+        terms = tuple(tuple(self.term(leaf) for leaf in entry) for entry in entries)
         return CompiledNear(
-            entries=tuple(tuple(self.term(leaf) for leaf in entry) for entry in entries),
+            entries=terms,
             written=tuple(tuple(map(_written, entry)) for entry in entries),
             within=near.within,
             mask=field_mask(near.fields) if near.fields else mask,
+            order=tuple(sorted(range(len(terms)), key=lambda i: any(map(self.costly, terms[i])))),
         )
 
     def rule(self, rule: Rule, tree: CompiledNode, trigger: frozenset[int] | None) -> CompiledRule:
+        requires, excludes, decided = _literal_conditions(tree)
+        plan = tuple(_evidence_plan(tree))
         return CompiledRule(
             rule=rule,
             tree=tree,
@@ -299,11 +321,26 @@ class _Compiler:
             matches_without_terms=trigger is None,
             filtered=bool(rule.sources or rule.source_tags or rule.languages),
             check=_codegen(tree),
+            requires=tuple(requires),
+            excludes=tuple(excludes),
+            decided=decided,
+            evidence_plan=plan,
+            evidence_index=self.evidence_index(plan),
             trigger=trigger or frozenset(),
             source_ids=frozenset(rule.sources),
             source_tags=frozenset(rule.source_tags),
             languages=frozenset(rule.languages),
         )
+
+    def evidence_index(
+        self, plan: Sequence[tuple[int, str, int] | CompiledNear]
+    ) -> Mapping[int, tuple[int, ...]] | None:
+        index: dict[int, tuple[int, ...]] = {}
+        for position, step in enumerate(plan):
+            if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
+                return None
+            index[step[0]] = (*index.get(step[0], ()), position)
+        return MappingProxyType(index)
 
     def matchers(self) -> tuple[Any, ...]:
         out: list[Any] = []
@@ -316,22 +353,50 @@ class _Compiler:
                 out.append(None)
         return tuple(out)
 
-    def automaton(self) -> Any:
+    def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> Any:
+        """The automaton; each literal's value carries what a find of it means: its length,
+        whether its neighbours must be checked, its terms, and the rules it makes
+        candidates (so a find leads to its rules without a lookup in a table of all terms:
+        with thousands of rules that table is large and cold in the CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
-        for index, spec in enumerate(self.specs):
+        # the very int objects the trees and groups hold (self.index's values), not equal
+        # copies: set and dict probes then match by identity, without reading the objects
+        for spec, index in self.index.items():
             if spec.in_automaton:
                 for literal, pattern in _patterns(spec, index):
                     by_literal.setdefault(literal, []).append(pattern)
         if not by_literal:
             return None
         automaton = ahocorasick.Automaton()
-        for literal, patterns in by_literal.items():
+        for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
             # whether any pattern needs the neighbours looked at (CJK literals never do)
             left = any(p.check_left for p in patterns)
             right = any(p.check_right for p in patterns)
-            automaton.add_word(literal, (len(literal), tuple(patterns), left, right))
+            # the usual case, a literal whose leaves all take a find the same way (one leaf,
+            # no case check), is stored as the bare term indices: less to unpack per find
+            same = all((p.check_left, p.check_right) == (left, right) for p in patterns)
+            specs = (
+                tuple(p.spec for p in patterns)
+                if same and not any(p.exact for p in patterns)
+                else None
+            )
+            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
+            value = (len(literal), left, right, specs, tuple(patterns), tuple(triggered))
+            automaton.add_word(literal, value)
         automaton.make_automaton()
         return automaton
+
+
+# pyahocorasick looks a character up among a trie node's children one by one, in the order
+# they were added; every character of every item goes through such a lookup (the root's
+# children are all the first characters of all literals, over 70 with a few thousand
+# bilingual rules). Adding the literals in this order puts the letters most frequent in
+# English text first, so most lookups stop early; CJK characters come after, by code point.
+_COMMON_FIRST = {ch: rank for rank, ch in enumerate("etaoinsrhldcumfpgwybvkxjqz0123456789")}
+
+
+def _trie_order(literal: str) -> tuple[int, ...]:
+    return tuple(_COMMON_FIRST.get(ch, 64 + ord(ch)) for ch in literal)
 
 
 def _leaves(node: CompiledNode | CompiledNear) -> list[int]:
@@ -347,7 +412,8 @@ MAX_CODEGEN_DEPTH = 40  # deeper trees (never seen in practice) are interpreted 
 
 
 def _expression(node: CompiledNode, consts: list[object], depth: int) -> str:
-    """Python source for a node, using only integers, operators and ``K[i]`` constants."""
+    """Python source for a node, using only integers, operators and ``K[i]`` constants;
+    the literals first, then the rest in its (cheap-first) order."""
     if depth > MAX_CODEGEN_DEPTH:
         raise RecursionError
     parts = []
@@ -387,6 +453,54 @@ def _codegen(tree: CompiledNode) -> Any:
         return eval(compile(source, "<rule>", "eval"), {"K": consts})  # noqa: S307
     except (RecursionError, SyntaxError, MemoryError):
         return None
+
+
+Condition = tuple[int, frozenset[int]]  # a field mask and a group of automaton terms
+
+
+def _literal_conditions(tree: CompiledNode) -> tuple[list[Condition], list[Condition], bool]:
+    """The root's conditions on literals alone: groups of which one term must be found
+    (each literal child of an `all`, each `any` of literals under it) and groups of which
+    none may be (a `none` of literals), and whether they decide the rule alone.
+
+    Most rules are an `all` of such branches ("a name" and "a topic word", "no exclusion"),
+    so the matcher decides them with a few set operations in one shared loop, without
+    calling the rule's own function; for the others the groups are a necessary condition
+    checked first, so a rule that lacks one branch costs no regex or proximity search.
+    """
+    if tree.op != "all":
+        if tree.rest:
+            return [], [], False
+        group = [(tree.mask, tree.literals)]
+        return (group, [], True) if tree.op == "any" else ([], group, True)
+    requires = [(tree.mask, frozenset((term,))) for term in tree.literals]
+    excludes = []
+    decided = True
+    for child in tree.rest:
+        if not isinstance(child, CompiledNode) or child.rest:
+            decided = False
+        elif child.op == "any":
+            requires.append((child.mask, child.literals))
+        elif child.op == "none":
+            excludes.append((child.mask, child.literals))
+        else:
+            requires += [(child.mask, frozenset((term,))) for term in child.literals]
+    return requires, excludes, decided
+
+
+def _evidence_plan(node: CompiledNode) -> list[tuple[int, str, int] | CompiledNear]:
+    """The leaves an explanation reports, in rule order: ``(term, written, mask)`` for each
+    leaf and the proximity conditions whole; leaves under a ``none`` are never evidence.
+    Flattened once at compile time so explaining a match does not walk the tree."""
+    plan: list[tuple[int, str, int] | CompiledNear] = []
+    for child, written in zip(node.children, node.written, strict=True):
+        if isinstance(child, int):
+            plan.append((child, written, node.mask))
+        elif isinstance(child, CompiledNear):
+            plan.append(child)
+        elif child.op != "none":
+            plan += _evidence_plan(child)
+    return plan
 
 
 Group = frozenset[int]
@@ -474,8 +588,21 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
-        automaton=compiler.automaton(),
+        automaton=compiler.automaton(rules_by_term),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
         ),
+        scanned_fields=max(map(_mask_in_use, trees), default=0).bit_length(),
     )
+
+
+def _mask_in_use(node: CompiledNode | CompiledNear | int) -> int:
+    """The fields a tree looks at (every rule, enabled or not: inline tests run them all)."""
+    if isinstance(node, int):
+        return 0
+    if isinstance(node, CompiledNear):
+        return node.mask
+    mask = node.mask
+    for child in node.children:
+        mask |= _mask_in_use(child)
+    return mask

@@ -9,6 +9,8 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
+from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
 from mastwatch.rules.compile import CompiledNear, CompiledNode, CompiledRule, Pattern, RuleSet
@@ -20,6 +22,16 @@ __all__ = ["Scan", "explain", "match", "rule_fires", "run_inline_tests"]
 
 INLINE_TEST_SOURCE = "inline-test"
 MAX_EVIDENCE = 100  # per match: enough to explain, bounded for hostile repetitive text
+# the field indices of each field mask, in FIELDS order
+_FIELDS_OF = tuple(
+    tuple(f for f in range(len(FIELDS)) if mask >> f & 1) for mask in range(1 << len(FIELDS))
+)
+_ASCII_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _continues_word(ch: str) -> bool:
+    """:func:`~mastwatch.text.is_word_char`, with a set lookup for the usual ASCII case."""
+    return ch in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch))
 
 
 class Scan:
@@ -32,6 +44,7 @@ class Scan:
         "_found_in",
         "_language",
         "_lazy",
+        "_nears",
         "doc",
         "ends",
         "found",
@@ -39,6 +52,7 @@ class Scan:
         "joined",
         "ruleset",
         "texts",
+        "triggered",
     )
 
     def __init__(self, ruleset: RuleSet, doc: Document) -> None:
@@ -47,8 +61,10 @@ class Scan:
         self.texts = field_texts(doc)
         self.hits: dict[int, list[Hit]] = {}  # automaton terms found, by term index
         self.found: dict[int, int] = {}  # automaton terms found: a bit per field
+        self.triggered: set[int] = set()  # positions of the rules whose trigger was found
         self._found_in: dict[int, frozenset[int]] = {}
         self._lazy: dict[tuple[int, int], list[Hit]] = {}
+        self._nears: dict[int, list[int]] = {}  # by id() of a CompiledNear of the rule set
         self._bounds: dict[int, tuple[list[int], list[int]]] = {}
         self._cased: tuple[str, ...] | None = None
         self._folds: dict[int, list[int]] = {}
@@ -58,29 +74,58 @@ class Scan:
         self.ends: list[int] = []  # where each field ends in `joined`
         for text in self.texts:
             self.ends.append((self.ends[-1] + 1 if self.ends else 0) + len(text))
-        if ruleset.automaton is not None:
+        if ruleset.automaton is not None and ruleset.scanned_fields:
             self._find_literals()
 
     def _find_literals(self) -> None:
         joined, ends = self.joined, self.ends
         size = len(joined)
-        hits, found = self.hits, self.found
-        field, offset = 0, 0
-        for last, (length, patterns, left, right) in self.ruleset.automaton.iter(joined):
-            while last >= ends[field]:  # finds come in order of their end
-                offset = ends[field] + 1
+        field, offset, field_end = 0, 0, ends[0]
+        scanned = self.ruleset.automaton.iter(joined, 0, ends[self.ruleset.scanned_fields - 1])
+        triggered, hits, found = self.triggered, self.hits, self.found
+        for last, (length, left, right, specs, patterns, rules) in scanned:
+            while last >= field_end:  # finds come in order of their end
+                offset = field_end + 1
                 field += 1
+                field_end = ends[field]
             start, end = last - length + 1, last + 1
-            left_word = left and start > 0 and is_word_char(joined[start - 1])
-            right_word = right and end < size and is_word_char(joined[end])
-            for pattern in patterns:
-                if (pattern.check_left and left_word) or (pattern.check_right and right_word):
-                    continue
+            # a Latin literal must not continue a word on either side (the ASCII case by a
+            # set lookup: this runs for every find, about half of them rejected here)
+            left_word = left and start > 0 and _continues_word(joined[start - 1])
+            right_word = right and end < size and _continues_word(joined[end])
+            if specs is None:  # leaves that take this literal differently: each on its own
                 hit = (field, start - offset, end - offset)
-                if pattern.exact and not self._case_matches(pattern, hit):
-                    continue
-                hits.setdefault(pattern.spec, []).append(hit)
-                found[pattern.spec] = found.get(pattern.spec, 0) | (1 << field)
+                self._add_checked(patterns, hit, left_word, right_word)
+            elif not (left_word or right_word):
+                hit = (field, start - offset, end - offset)
+                for spec in specs:
+                    if spec in found:
+                        hits[spec].append(hit)
+                        found[spec] |= 1 << field
+                    else:
+                        hits[spec] = [hit]
+                        found[spec] = 1 << field
+                if rules:
+                    triggered.update(rules)
+
+    def _add(self, spec: int, hit: Hit) -> None:
+        if spec in self.found:
+            self.hits[spec].append(hit)
+            self.found[spec] |= 1 << hit[0]
+        else:
+            self.hits[spec] = [hit]
+            self.found[spec] = 1 << hit[0]
+
+    def _add_checked(
+        self, patterns: tuple[Pattern, ...], hit: Hit, left_word: bool, right_word: bool
+    ) -> None:
+        for pattern in patterns:
+            if (left_word and pattern.check_left) or (right_word and pattern.check_right):
+                continue
+            if pattern.exact and not self._case_matches(pattern, hit):
+                continue
+            self._add(pattern.spec, hit)
+            self.triggered.update(self.ruleset.rules_by_term.get(pattern.spec, ()))
 
     def _case_matches(self, pattern: Pattern, found: Hit) -> bool:
         if self._cased is None:
@@ -96,24 +141,33 @@ class Scan:
 
     def finds(self, term: int, mask: int) -> list[Hit]:
         """Where term ``term`` occurs in the fields of ``mask``."""
-        if self.ruleset.terms[term].kind in {"term", "exact"}:
+        if term not in self.ruleset.pattern_terms:
             return [hit for hit in self.hits.get(term, ()) if (1 << hit[0]) & mask]
-        out: list[Hit] = []
-        for field in range(len(FIELDS)):
-            if (1 << field) & mask:
-                out.extend(self._pattern_finds(term, field))
-        return out
+        return [
+            hit for field in self._search(term, mask) for hit in self._pattern_finds(term, field)
+        ]
+
+    def _search(self, term: int, mask: int) -> tuple[int, ...]:
+        """The fields of ``mask``, with a built-in pattern searched in all fields at once
+        when several of them are wanted and not yet searched (one call instead of several)."""
+        fields = _FIELDS_OF[mask]
+        if (
+            len(fields) > 1
+            and self.ruleset.terms[term].kind == "builtin"
+            and sum((term, field) not in self._lazy for field in fields) > 1
+        ):
+            self._builtin_finds(term)
+        return fields
 
     def _pattern_finds(self, term: int, field: int) -> list[Hit]:
+        """A regex or built-in pattern searched in one field (once per document)."""
         key = (term, field)
-        if key in self._lazy:
-            return self._lazy[key]
-        if self.ruleset.terms[term].kind == "builtin":
-            self._builtin_finds(term)
-            return self._lazy[key]
-        found = self.ruleset.matchers[term].finditer(self.texts[field])
-        self._lazy[key] = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
-        return self._lazy[key]
+        hits = self._lazy.get(key)
+        if hits is None:
+            found = self.ruleset.matchers[term].finditer(self.texts[field])
+            hits = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
+            self._lazy[key] = hits
+        return hits
 
     def _builtin_finds(self, term: int) -> None:
         """One search over all fields at once: a built-in pattern never spans a line break,
@@ -132,7 +186,7 @@ class Scan:
     def present(self, term: int, mask: int) -> bool:
         """Whether term ``term`` occurs in one of the fields of ``mask``."""
         if term in self.ruleset.pattern_terms:
-            return any(self._pattern_finds(term, f) for f in range(len(FIELDS)) if (1 << f) & mask)
+            return any(self._pattern_finds(term, f) for f in self._search(term, mask))
         return bool(self.found.get(term, 0) & mask)
 
     def holds(self, node: CompiledNode) -> bool:
@@ -168,23 +222,35 @@ class Scan:
 
     def found_in(self, mask: int) -> frozenset[int]:
         """The automaton terms found in the fields of ``mask``."""
-        if mask not in self._found_in:
-            terms = (term for term, bits in self.found.items() if bits & mask)
-            self._found_in[mask] = frozenset(terms)
-        return self._found_in[mask]
+        terms = self._found_in.get(mask)
+        if terms is None:
+            terms = frozenset([term for term, bits in self.found.items() if bits & mask])
+            self._found_in[mask] = terms
+        return terms
 
     def near_holds(self, near: CompiledNear) -> bool:
         return bool(self.near_fields(near))
 
     def near_fields(self, near: CompiledNear) -> list[int]:
         """The fields in which one find of every entry lies within ``near.within``."""
-        per_entry = [
-            [hit for term in entry for hit in self.finds(term, near.mask)] for entry in near.entries
-        ]
-        if not all(per_entry):
-            return []
-        shared = set.intersection(*({hit[0] for hit in hits} for hits in per_entry))
-        return [f for f in sorted(shared) if self._near_in_field(f, per_entry, near.within)]
+        fields = self._nears.get(id(near))  # asked again when the match is explained
+        if fields is None:
+            fields = self._near_fields(near)
+            self._nears[id(near)] = fields
+        return fields
+
+    def _near_fields(self, near: CompiledNear) -> list[int]:
+        mask = near.mask
+        per_entry = []
+        for index in near.order or range(len(near.entries)):
+            hits = [hit for term in near.entries[index] for hit in self.finds(term, mask)]
+            if not hits:
+                return []
+            per_entry.append(hits)
+            mask &= sum({1 << hit[0] for hit in hits})  # only fields every entry is found in
+            if not mask:
+                return []
+        return [f for f in _FIELDS_OF[mask] if self._near_in_field(f, per_entry, near.within)]
 
     def _near_in_field(self, field: int, per_entry: list[list[Hit]], within: int) -> bool:
         """Sweep the finds by first token, keeping each entry's latest-ending find so far:
@@ -222,46 +288,62 @@ def admits(compiled: CompiledRule, scan: Scan) -> bool:
     return not compiled.languages or scan.language() in compiled.languages
 
 
-def _collect(scan: Scan, node: CompiledNode, out: dict[Evidence, None]) -> None:
-    """Evidence of every term found outside ``none`` branches, in rule order."""
-    positions = list(node.rest_positions)
-    if node.literals:  # visit only the literal children that were found
-        for term in node.literals & scan.found_in(node.mask):
-            positions += node.literal_positions[term]
-        positions.sort()
-    for position in positions:
-        child, written = node.children[position], node.written[position]
-        if isinstance(child, int):
-            if child in node.literals or scan.present(child, node.mask):
-                out.update(dict.fromkeys(_evidence(scan, child, written, node.mask)))
-        elif isinstance(child, CompiledNear):
-            fields = scan.near_fields(child)
-            for entry, names in zip(child.entries, child.written, strict=True):
-                for term, name in zip(entry, names, strict=True):
-                    near = _evidence(scan, term, name, child.mask)
-                    out.update(dict.fromkeys(e for e in near if FIELDS.index(e.field) in fields))
-        elif child.op != "none":
-            _collect(scan, child, out)
-
-
-def _evidence(scan: Scan, term: int, written: str, mask: int) -> list[Evidence]:
-    return [Evidence(written, FIELDS[f], start, end) for f, start, end in scan.finds(term, mask)]
+Found = dict[tuple[str, int, int, int], None]  # evidence in order: written, field, start, end
 
 
 def explain(scan: Scan, compiled: CompiledRule) -> Match:
-    """The :class:`Match` of a rule known to fire: its terms found and where."""
+    """The :class:`Match` of a rule known to fire: every find of its terms outside ``none``
+    branches (for a proximity, in the fields where it holds), in rule order."""
+    found: Found = {}
+    plan = compiled.evidence_plan
+    if compiled.evidence_index is not None:  # literals only: visit the plan where found
+        index, bits = compiled.evidence_index, scan.found
+        positions = sorted(p for term in index.keys() & bits.keys() for p in index[term])
+        _plan_evidence(scan, [plan[p] for p in positions], found)
+    else:
+        _plan_evidence(scan, plan, found)
     rule = compiled.rule
-    found: dict[Evidence, None] = {}
-    _collect(scan, compiled.tree, found)
-    evidence = tuple(found)[:MAX_EVIDENCE]
     return Match(
-        rule_id=rule.id,
-        rule_title=rule.title,
-        tier=rule.tier,
-        matched=tuple(dict.fromkeys(e.term for e in found)),
-        labels=rule.labels,
-        evidence=evidence,
+        rule.id,
+        rule.title,
+        rule.tier,
+        tuple(dict.fromkeys([key[0] for key in found])),
+        rule.labels,
+        tuple(
+            Evidence(written, FIELDS[field], start, end)
+            for written, field, start, end in islice(found, MAX_EVIDENCE)
+        ),
     )
+
+
+def _plan_evidence(
+    scan: Scan, plan: Sequence[tuple[int, str, int] | CompiledNear], found: Found
+) -> None:
+    bits = scan.found
+    for step in plan:
+        if isinstance(step, CompiledNear):
+            _near_evidence(scan, step, found)
+            continue
+        term, written, mask = step
+        if term in bits:  # an automaton term: its finds are known already
+            if bits[term] & mask:
+                for field, start, end in scan.hits[term]:
+                    if (1 << field) & mask:
+                        found[written, field, start, end] = None
+        elif term in scan.ruleset.pattern_terms:
+            for field, start, end in scan.finds(term, mask):
+                found[written, field, start, end] = None
+
+
+def _near_evidence(scan: Scan, near: CompiledNear, out: Found) -> None:
+    fields = scan.near_fields(near)
+    if not fields:
+        return
+    for entry, names in zip(near.entries, near.written, strict=True):
+        for term, name in zip(entry, names, strict=True):
+            for field, start, end in scan.finds(term, near.mask):
+                if field in fields:
+                    out[name, field, start, end] = None
 
 
 def match(ruleset: RuleSet, doc: Document) -> list[Match]:
@@ -271,21 +353,33 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     order and without repeats; terms under a ``none`` are never listed as evidence.
     """
     scan = Scan(ruleset, doc)
-    candidates = set(ruleset.always_candidates)
-    by_term = ruleset.rules_by_term
-    for term in scan.hits:
-        candidates.update(by_term.get(term, ()))
-    matches = []
-    found_in, present, near = scan.found_in, scan.present, scan.near_holds
-    for position in sorted(candidates):  # disabled rules are never candidates
-        compiled = ruleset.compiled[position]
-        if compiled.filtered and not admits(compiled, scan):
-            continue
-        check = compiled.check
-        fires = check(found_in, present, near) if check else scan.holds(compiled.tree)
-        if fires:
-            matches.append(explain(scan, compiled))
-    return matches
+    candidates = scan.triggered  # the rules some literal found makes candidates
+    candidates.update(ruleset.always_candidates)
+    rules = ruleset.compiled
+    return [
+        explain(scan, rules[position])
+        for position in sorted(candidates)  # disabled rules are never candidates
+        if _fires_on(rules[position], scan)
+    ]
+
+
+def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
+    """Whether a candidate rule fires: its literal conditions first (see
+    :func:`~mastwatch.rules.compile._literal_conditions`), then the rest of its tree."""
+    found_in = scan.found_in
+    for mask, group in compiled.requires:
+        if group.isdisjoint(found_in(mask)):
+            return False
+    for mask, group in compiled.excludes:
+        if not group.isdisjoint(found_in(mask)):
+            return False
+    if compiled.filtered and not admits(compiled, scan):
+        return False
+    if compiled.decided:
+        return True
+    if compiled.check is None:
+        return scan.holds(compiled.tree)
+    return bool(compiled.check(found_in, scan.present, scan.near_holds))
 
 
 def _fires(ruleset: RuleSet, compiled: CompiledRule, doc: Document) -> bool:

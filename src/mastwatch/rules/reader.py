@@ -328,6 +328,7 @@ class RuleReader(NodeReader):
         self.node = node
         self.tiers = tiers
         self.lists = lists
+        self.rule_id = ""  # once read, even if the rule has other problems
 
     def read(self) -> Rule | None:
         """The validated rule, or None after recording its problems."""
@@ -368,7 +369,8 @@ class RuleReader(NodeReader):
             )
             return ""
         self.label = f"rule {value!r}"
-        return str(value)
+        self.rule_id = str(value)
+        return self.rule_id
 
     def read_text(self, key: str, *, required: bool, mapping: CommentedMap | None = None) -> str:
         mapping = self.node if mapping is None else mapping

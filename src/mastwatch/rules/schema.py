@@ -134,27 +134,37 @@ def _rule_nodes(path: str, data: object, problems: list[str]) -> list[CommentedM
     return []
 
 
-def _check_duplicates(rules: Sequence[Rule], problems: list[str]) -> None:
-    first: dict[str, Rule] = {}
-    for rule in rules:
-        if rule.id in first:
+RuleId = tuple[str, str]  # a rule's id and its path:line:column
+
+
+def _check_duplicates(ids: Sequence[RuleId], problems: list[str]) -> None:
+    """Every repeat of an id, wherever it is and whether or not its rules are otherwise valid
+    (an operator fixing one error must not discover the clash only on the next run)."""
+    first: dict[str, str] = {}
+    for rule_id, location in ids:
+        if rule_id in first:
             problems.append(
-                f"{rule.location}: rule {rule.id!r}: duplicate id;"
-                f" first defined at {first[rule.id].location}"
+                f"{location}: rule {rule_id!r}: duplicate id; first defined at {first[rule_id]}"
             )
         else:
-            first[rule.id] = rule
+            first[rule_id] = location
 
 
 def _load_file(
-    path: str, tiers: Sequence[str], problems: list[str], lists: TermLists
+    path: str, tiers: Sequence[str], problems: list[str], lists: TermLists, ids: list[RuleId]
 ) -> list[Rule]:
+    """The valid rules of one file; the id of every rule that has a readable one goes to
+    ``ids``, valid or not, for the duplicate check across files."""
     parsed, data = _parse_yaml(path, problems)
     if not parsed:
         return []
     rules = []
     for index, node in enumerate(_rule_nodes(path, data, problems)):
-        rule = RuleReader(path, node, f"rule #{index + 1}", tiers, problems, lists).read()
+        reader = RuleReader(path, node, f"rule #{index + 1}", tiers, problems, lists)
+        rule = reader.read()
+        if reader.rule_id:
+            line, col = reader.start(node)
+            ids.append((reader.rule_id, f"{path}:{line + 1}:{col + 1}"))
         if rule is not None:
             rules.append(rule)
     return rules
@@ -235,11 +245,12 @@ def load_rule_files(
             found.update(_read_lists(parent / LISTS_DIRECTORY, problems))
         lists = found
     rules: list[Rule] = []
+    ids: list[RuleId] = []
     for path in map(str, paths):
         file_problems: list[str] = []
-        rules.extend(_load_file(path, tiers, file_problems, lists))
+        rules.extend(_load_file(path, tiers, file_problems, lists, ids))
         problems.extend(sorted(file_problems, key=_position_key))
-    _check_duplicates(rules, problems)
+    _check_duplicates(ids, problems)
     if problems:
         raise RuleError(problems)
     return tuple(rules)

@@ -198,14 +198,30 @@ def save_source_state(conn: sqlite3.Connection, state: SourceState) -> None:
     )
 
 
+# Values per IN (...) list: well under SQLite's limit of host parameters (32,766).
+IN_CHUNK: Final = 500
+
+
+def _present(conn: sqlite3.Connection, column: str, source_id: str, values: list[str]) -> set[str]:
+    """Which of ``values`` some item of the source has in ``column`` (item_key or
+    content_hash, both indexed with source_id): one query per chunk, not one per value."""
+    found: set[str] = set()
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        query = (  # column is one of two constants; the values travel as parameters
+            f"SELECT {column} FROM items WHERE source_id = ? AND {column} IN ({marks})"  # noqa: S608
+        )
+        found.update(row[0] for row in conn.execute(query, (source_id, *chunk)))
+    return found
+
+
 def unseen_keys(conn: sqlite3.Connection, source_id: str, keys: list[str]) -> set[str]:
-    query = "SELECT 1 FROM items WHERE source_id = ? AND item_key = ?"
-    return {key for key in keys if conn.execute(query, (source_id, key)).fetchone() is None}
+    return set(keys) - _present(conn, "item_key", source_id, keys)
 
 
 def seen_content_hashes(conn: sqlite3.Connection, source_id: str, hashes: list[str]) -> set[str]:
-    query = "SELECT 1 FROM items WHERE source_id = ? AND content_hash = ? LIMIT 1"
-    return {h for h in hashes if conn.execute(query, (source_id, h)).fetchone() is not None}
+    return _present(conn, "content_hash", source_id, hashes)
 
 
 def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> int:

@@ -106,9 +106,12 @@ class LocalSMTPServer:
         username: str | None = None,
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        echo_failed_auth: bool = False,
     ) -> None:
         self.username = username
         self.password = password
+        # a careless server: its 535 reply quotes the credentials it refused (secrets tests)
+        self.echo_failed_auth = echo_failed_auth
         self.host = "127.0.0.1"
         self.messages: list[ReceivedMail] = []
         self._faults: deque[tuple[Stage, int]] = deque()
@@ -221,6 +224,9 @@ class LocalSMTPServer:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
+        if not ok and self.echo_failed_auth and isinstance(auth_data, LoginPassword):
+            quoted = f"{auth_data.login.decode()}:{auth_data.password.decode()}"
+            return AuthResult(success=False, handled=False, message=f"535 5.7.8 refused {quoted}")
         if not ok:
             return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
         return AuthResult(success=True, auth_data=auth_data)
