@@ -8,6 +8,7 @@ means the next poll does the same work again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -189,8 +190,10 @@ class Pipeline:
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
         # one decide-and-commit at a time: two sources polled together with the same
-        # story must see each other's story, or each would open a thread of its own
-        async with self._policy_lock:
+        # story must see each other's story, or each would open a thread of its own; the
+        # store's lock extends that to replicas sharing it (only polls with matches decide)
+        store_lock = self.store.policy_lock() if candidates else contextlib.nullcontext()
+        async with self._policy_lock, store_lock:
             decided = await self._decide(candidates, now)
             result = PollResult(
                 state=new_state,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
 
+from mastwatch.store import postgres
 from mastwatch.store.base import StoreError
 from mastwatch.store.migrate import load_migrations
 from mastwatch.store.postgres import MIGRATIONS_PACKAGE, PostgresStore, describe_url
@@ -71,3 +72,91 @@ async def test_unreachable_server_is_a_store_error_without_the_password() -> Non
         await store.open()
     assert "s3cret" not in str(caught.value)
     assert "127.0.0.1:1/nothing" in str(caught.value)
+
+
+async def _lock_waiters(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def _hold(store: PostgresStore, name: str, log: list[str], until: asyncio.Event) -> None:
+    async with store.policy_lock():
+        log.append(f"{name} in")
+        await until.wait()
+        log.append(f"{name} out")
+
+
+async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
+    async with asyncio.timeout(10):
+        while not await condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_the_policy_lock_lets_one_replica_decide_at_a_time(pg_url: str) -> None:
+    async with PostgresStore(pg_url) as first, PostgresStore(pg_url) as second:
+        log: list[str] = []
+        release = asyncio.Event()
+        holder = asyncio.create_task(_hold(first, "a", log, release))
+
+        async def entered() -> bool:
+            return log == ["a in"]
+
+        await _until(entered)
+        go = asyncio.Event()
+        go.set()
+        waiter = asyncio.create_task(_hold(second, "b", log, go))
+
+        async def waiting() -> bool:
+            return await _lock_waiters(pg_url) == 1
+
+        await _until(waiting)  # the second replica waits in PostgreSQL, not beside it
+        assert log == ["a in"]
+        release.set()
+        await asyncio.gather(holder, waiter)
+        assert log == ["a in", "a out", "b in", "b out"]
+
+
+async def test_a_cancelled_holder_releases_the_policy_lock(pg_url: str) -> None:
+    async with PostgresStore(pg_url) as first, PostgresStore(pg_url) as second:
+        log: list[str] = []
+        holder = asyncio.create_task(_hold(first, "a", log, asyncio.Event()))
+
+        async def entered() -> bool:
+            return log == ["a in"]
+
+        await _until(entered)
+        holder.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await holder
+        go = asyncio.Event()
+        go.set()
+        await _hold(second, "b", log, go)
+        assert log == ["a in", "b in", "b out"]
+
+
+async def test_a_stuck_policy_lock_is_given_up_not_waited_on(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "POLICY_LOCK_WAIT", 0.2)
+    async with PostgresStore(pg_url) as first, PostgresStore(pg_url) as second:
+        log: list[str] = []
+        release = asyncio.Event()
+        holder = asyncio.create_task(_hold(first, "a", log, release))
+
+        async def entered() -> bool:
+            return log == ["a in"]
+
+        await _until(entered)
+        go = asyncio.Event()
+        go.set()
+        await _hold(second, "b", log, go)  # decides without the lock after lock_timeout
+        release.set()
+        await holder
+        assert log == ["a in", "b in", "b out", "a out"]

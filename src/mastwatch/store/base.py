@@ -8,6 +8,7 @@ from the clock inside the store, so tests can move it freely.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -100,6 +101,12 @@ class Store(Protocol):
 
     async def defer_delivery(self, delivery_id: int, at: datetime) -> None:
         """Release a claimed delivery until ``at`` without counting an attempt."""
+
+    def policy_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held from ``policy_rows`` to ``commit_poll`` of a poll with matches, so that
+        pollers sharing the store decide on stories one at a time (no-op where one process's
+        own lock suffices). Never held for long: a waiter gives up after a few seconds and
+        decides without it rather than stop polling."""
 
     # -- digests, silences, operator notices, messages outbox (issue 5, P2) ----------------
 

@@ -52,6 +52,9 @@ log = structlog.get_logger(__name__)
 MIGRATIONS_PACKAGE: Final = "mastwatch.store.migrations.postgres"
 # pg_advisory_xact_lock key for schema changes: any constant every replica agrees on
 MIGRATION_LOCK_KEY: Final = 0x6D61_7374_7761_7463  # "mastwatc"
+# pg_advisory_lock key held across decide-and-commit of a poll with matches (policy_lock)
+POLICY_LOCK_KEY: Final = 0x6D61_7374_706F_6C69  # "mastpoli"
+POLICY_LOCK_WAIT: Final = 5.0  # seconds; then a poll decides without it (and logs so)
 POOL_MAX_SIZE: Final = 8
 CONNECT_TIMEOUT: Final = 10.0
 
@@ -400,6 +403,28 @@ class PostgresStore:
             delivery_id,
             _utc(at),
         )
+
+    @asynccontextmanager
+    async def policy_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock on a pooled connection, so replicas decide on stories
+        one at a time. A replica that dies holding it drops its session and the lock with
+        it; returning the connection to the pool resets it (``pg_advisory_unlock_all``)
+        even when the poll was cancelled. Waiting is bounded by ``lock_timeout``."""
+        async with self._require_pool().acquire() as conn:
+            try:
+                wait = f"{int(POLICY_LOCK_WAIT * 1000)}ms"
+                await conn.execute("SELECT set_config('lock_timeout', $1, false)", wait)
+                await conn.execute("SELECT pg_advisory_lock($1)", POLICY_LOCK_KEY)
+            except asyncpg.LockNotAvailableError:
+                # a stuck holder must not stop polling: decide without the lock (the worst
+                # case is the documented corner, a story opened twice)
+                log.warning("store_policy_lock_timeout", waited=POLICY_LOCK_WAIT)
+                yield
+                return
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", POLICY_LOCK_KEY)
 
     async def stories_since(self, since: datetime) -> list[Story]:
         rows = await self._fetch(

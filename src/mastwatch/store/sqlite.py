@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -251,6 +252,12 @@ class SQLiteStore:
     async def defer_delivery(self, delivery_id: int, at: datetime) -> None:
         """Release a claimed delivery until ``at`` without counting an attempt."""
         await self._call(policy.defer_delivery, delivery_id, at)
+
+    @asynccontextmanager
+    async def policy_lock(self) -> AsyncIterator[None]:
+        """Nothing to take: the daemon's pipeline lock serialises its own decisions, and
+        SQLite is one daemon's store (processes sharing a file may race, see docs)."""
+        yield
 
     async def stories_since(self, since: datetime) -> list[Story]:
         """Stories seen at or after ``since``, most recent first."""
