@@ -93,6 +93,20 @@ class Pattern:
     exact: bool = False
 
 
+# A literal's automaton value (pyahocorasick stores ints as 32-bit signed values): its
+# length when below 64 (else 0: read it from the table), a flag for each side that must
+# not continue a word, a flag for literals whose leaves take a find differently (each is
+# then checked on its own), and above those its index in the literal table.
+LENGTH_MASK = 63
+CHECK_LEFT = 1 << 6
+CHECK_RIGHT = 1 << 7
+MIXED = 1 << 8
+LITERAL_ID_SHIFT = 9
+MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
+# length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
+LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledNear:
     """Proximity: one hit of each entry (a set of alternative leaves) within ``within``."""
@@ -140,6 +154,13 @@ class CompiledRule:
     requires: tuple[tuple[int, frozenset[int]], ...] = ()
     excludes: tuple[tuple[int, frozenset[int]], ...] = ()
     decided: bool = False
+    # the same conditions packed for speed when they share one field mask (the usual
+    # case, see _packed): the mask, each term's bits (bit i: in requires group i, bit
+    # len(requires) + j: in excludes group j), the bits that must all be set and those that
+    # must not. One small dict per rule, probed once per term found, instead of a frozenset
+    # per group: with thousands of rules the rule data is cold in the CPU cache, and this
+    # touches fewer objects
+    packed: tuple[int, Mapping[int, int], int, int] | None = None
     # the leaves whose finds explain a match, in rule order (see _evidence_plan)
     evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
     # when the plan holds automaton terms only (the usual case): for each term, where it
@@ -164,6 +185,9 @@ class RuleSet:
     )
     always_candidates: tuple[int, ...] = ()
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
+    # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
+    # find of it means
+    literals: tuple[LiteralInfo, ...] = field(default=(), repr=False)
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
     # looks at, so the source, tags and link are not scanned when no rule is about them
@@ -324,6 +348,7 @@ class _Compiler:
             requires=tuple(requires),
             excludes=tuple(excludes),
             decided=decided,
+            packed=_packed(requires, excludes),
             evidence_plan=plan,
             evidence_index=self.evidence_index(plan),
             trigger=trigger or frozenset(),
@@ -340,7 +365,7 @@ class _Compiler:
             if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
                 return None
             index[step[0]] = (*index.get(step[0], ()), position)
-        return MappingProxyType(index)
+        return index  # a plain dict: read per match, and dict.get is quicker through no proxy
 
     def matchers(self) -> tuple[Any, ...]:
         out: list[Any] = []
@@ -353,11 +378,16 @@ class _Compiler:
                 out.append(None)
         return tuple(out)
 
-    def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> Any:
-        """The automaton; each literal's value carries what a find of it means: its length,
-        whether its neighbours must be checked, its terms, and the rules it makes
-        candidates (so a find leads to its rules without a lookup in a table of all terms:
-        with thousands of rules that table is large and cold in the CPU cache)."""
+    def automaton(
+        self, rules_by_term: Mapping[int, Sequence[int]]
+    ) -> tuple[Any, list[LiteralInfo]]:
+        """The automaton and its literal table. Each literal's automaton value is an int
+        (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours must
+        be checked, so a find rejected at a word boundary (about half of them) touches no
+        Python object of the rule set; the table entry, read only for accepted finds,
+        holds its terms and the rules it makes candidates (so a find leads to its rules
+        without a lookup in a table of all terms: with thousands of rules that table is
+        large and cold in the CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
         # the very int objects the trees and groups hold (self.index's values), not equal
         # copies: set and dict probes then match by identity, without reading the objects
@@ -366,25 +396,40 @@ class _Compiler:
                 for literal, pattern in _patterns(spec, index):
                     by_literal.setdefault(literal, []).append(pattern)
         if not by_literal:
-            return None
-        automaton = ahocorasick.Automaton()
+            return None, []
+        if len(by_literal) > MAX_LITERALS:
+            raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        table: list[LiteralInfo] = []
         for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
-            # whether any pattern needs the neighbours looked at (CJK literals never do)
-            left = any(p.check_left for p in patterns)
-            right = any(p.check_right for p in patterns)
+            automaton.add_word(literal, _literal_value(len(table), literal, patterns))
+            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
             # the usual case, a literal whose leaves all take a find the same way (one leaf,
             # no case check), is stored as the bare term indices: less to unpack per find
-            same = all((p.check_left, p.check_right) == (left, right) for p in patterns)
-            specs = (
-                tuple(p.spec for p in patterns)
-                if same and not any(p.exact for p in patterns)
-                else None
-            )
-            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
-            value = (len(literal), left, right, specs, tuple(patterns), tuple(triggered))
-            automaton.add_word(literal, value)
+            specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
+            table.append((len(literal), specs, tuple(patterns), tuple(triggered)))
         automaton.make_automaton()
-        return automaton
+        return automaton, table
+
+
+def _mixed(patterns: Sequence[Pattern]) -> bool:
+    """Whether the leaves sharing a literal take a find differently (a case check, or
+    word-boundary checks that differ): each is then checked on its own."""
+    sides = {(p.check_left, p.check_right) for p in patterns}
+    return len(sides) > 1 or any(p.exact for p in patterns)
+
+
+def _literal_value(number: int, literal: str, patterns: Sequence[Pattern]) -> int:
+    # whether any pattern needs the neighbours looked at (CJK literals never do)
+    left = any(p.check_left for p in patterns)
+    right = any(p.check_right for p in patterns)
+    return (
+        (number << LITERAL_ID_SHIFT)
+        | (len(literal) if len(literal) <= LENGTH_MASK else 0)
+        | (CHECK_LEFT if left else 0)
+        | (CHECK_RIGHT if right else 0)
+        | (MIXED if _mixed(patterns) else 0)
+    )
 
 
 # pyahocorasick looks a character up among a trie node's children one by one, in the order
@@ -488,6 +533,23 @@ def _literal_conditions(tree: CompiledNode) -> tuple[list[Condition], list[Condi
     return requires, excludes, decided
 
 
+def _packed(
+    requires: Sequence[Condition], excludes: Sequence[Condition]
+) -> tuple[int, Mapping[int, int], int, int] | None:
+    """The literal conditions as one term -> bits dict (see ``CompiledRule.packed``), when
+    they all share one field mask; None otherwise (they are then checked group by group)."""
+    masks = {mask for mask, _ in (*requires, *excludes)}
+    if len(masks) > 1:
+        return None
+    bits: dict[int, int] = {}
+    for number, (_, group) in enumerate((*requires, *excludes)):
+        for term in group:
+            bits[term] = bits.get(term, 0) | 1 << number
+    need = (1 << len(requires)) - 1
+    banned = ((1 << len(excludes)) - 1) << len(requires)
+    return (masks.pop() if masks else DEFAULT_MASK), bits, need, banned
+
+
 def _evidence_plan(node: CompiledNode) -> list[tuple[int, str, int] | CompiledNear]:
     """The leaves an explanation reports, in rule order: ``(term, written, mask)`` for each
     leaf and the proximity conditions whole; leaves under a ``none`` are never evidence.
@@ -580,6 +642,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
     for position, item in live:
         for term in item.trigger:
             rules_by_term.setdefault(term, []).append(position)
+    automaton, literals = compiler.automaton(rules_by_term)
     return RuleSet(
         rules=tuple(rules),
         content_hash=content_hash(rules),
@@ -588,7 +651,8 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
-        automaton=compiler.automaton(rules_by_term),
+        automaton=automaton,
+        literals=tuple(literals),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
         ),

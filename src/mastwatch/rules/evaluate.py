@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
-from mastwatch.rules.compile import CompiledNear, CompiledNode, CompiledRule, Pattern, RuleSet
+from mastwatch.rules.compile import (
+    CHECK_LEFT,
+    CHECK_RIGHT,
+    LENGTH_MASK,
+    LITERAL_ID_SHIFT,
+    MIXED,
+    CompiledNear,
+    CompiledNode,
+    CompiledRule,
+    Pattern,
+    RuleSet,
+)
 from mastwatch.rules.fields import Hit, cased_texts, field_texts, item_language, token_range
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import fold_offsets, is_word_char, make_document, token_bounds
@@ -78,35 +89,47 @@ class Scan:
             self._find_literals()
 
     def _find_literals(self) -> None:
-        joined, ends = self.joined, self.ends
-        size = len(joined)
+        joined, ends, ruleset = self.joined, self.ends, self.ruleset
+        size, table = len(joined), ruleset.literals
         field, offset, field_end = 0, 0, ends[0]
-        scanned = self.ruleset.automaton.iter(joined, 0, ends[self.ruleset.scanned_fields - 1])
+        scanned = ruleset.automaton.iter(joined, 0, ends[ruleset.scanned_fields - 1])
         triggered, hits, found = self.triggered, self.hits, self.found
-        for last, (length, left, right, specs, patterns, rules) in scanned:
+        for last, value in scanned:
             while last >= field_end:  # finds come in order of their end
                 offset = field_end + 1
                 field += 1
                 field_end = ends[field]
-            start, end = last - length + 1, last + 1
+            start = last + 1 - (value & LENGTH_MASK or table[value >> LITERAL_ID_SHIFT][0])
+            if value & MIXED:  # leaves that take this literal differently: each on its own
+                patterns = table[value >> LITERAL_ID_SHIFT][2]
+                self._add_checked(patterns, (field, start - offset, last + 1 - offset), start)
+                continue
             # a Latin literal must not continue a word on either side (the ASCII case by a
-            # set lookup: this runs for every find, about half of them rejected here)
-            left_word = left and start > 0 and _continues_word(joined[start - 1])
-            right_word = right and end < size and _continues_word(joined[end])
-            if specs is None:  # leaves that take this literal differently: each on its own
-                hit = (field, start - offset, end - offset)
-                self._add_checked(patterns, hit, left_word, right_word)
-            elif not (left_word or right_word):
-                hit = (field, start - offset, end - offset)
-                for spec in specs:
-                    if spec in found:
-                        hits[spec].append(hit)
-                        found[spec] |= 1 << field
-                    else:
-                        hits[spec] = [hit]
-                        found[spec] = 1 << field
-                if rules:
-                    triggered.update(rules)
+            # set lookup, inline: this runs for every find, about half of them rejected
+            # here, before anything of the rule set is read)
+            if (
+                value & CHECK_LEFT
+                and start
+                and (
+                    (ch := joined[start - 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch))
+                )
+            ) or (
+                value & CHECK_RIGHT
+                and last + 1 < size
+                and ((ch := joined[last + 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch)))
+            ):
+                continue
+            _, specs, _, rules = table[value >> LITERAL_ID_SHIFT]
+            hit = (field, start - offset, last + 1 - offset)
+            for spec in specs:
+                if spec in found:
+                    hits[spec].append(hit)
+                    found[spec] |= 1 << field
+                else:
+                    hits[spec] = [hit]
+                    found[spec] = 1 << field
+            if rules:
+                triggered.update(rules)
 
     def _add(self, spec: int, hit: Hit) -> None:
         if spec in self.found:
@@ -116,9 +139,12 @@ class Scan:
             self.hits[spec] = [hit]
             self.found[spec] = 1 << hit[0]
 
-    def _add_checked(
-        self, patterns: tuple[Pattern, ...], hit: Hit, left_word: bool, right_word: bool
-    ) -> None:
+    def _add_checked(self, patterns: tuple[Pattern, ...], hit: Hit, start: int) -> None:
+        """A find of a literal whose leaves take it differently (``start`` in ``joined``)."""
+        joined = self.joined
+        end = start + hit[2] - hit[1]
+        left_word = start > 0 and _continues_word(joined[start - 1])
+        right_word = end < len(joined) and _continues_word(joined[end])
         for pattern in patterns:
             if (left_word and pattern.check_left) or (right_word and pattern.check_right):
                 continue
@@ -296,23 +322,32 @@ def explain(scan: Scan, compiled: CompiledRule) -> Match:
     branches (for a proximity, in the fields where it holds), in rule order."""
     found: Found = {}
     plan = compiled.evidence_plan
-    if compiled.evidence_index is not None:  # literals only: visit the plan where found
-        index, bits = compiled.evidence_index, scan.found
-        positions = sorted(p for term in index.keys() & bits.keys() for p in index[term])
-        _plan_evidence(scan, [plan[p] for p in positions], found)
+    index = compiled.evidence_index
+    if index is not None:  # literals only: visit the plan where the terms found sit
+        positions = [p for term in scan.found if (at := index.get(term)) for p in at]
+        positions.sort()
+        hits = scan.hits
+        for position in positions:
+            term, written, mask = plan[position]  # type: ignore[misc]
+            for field, start, end in hits[term]:
+                if (1 << field) & mask:
+                    found[written, field, start, end] = None
     else:
         _plan_evidence(scan, plan, found)
     rule = compiled.rule
+    evidence = [
+        Evidence(written, FIELDS[field], start, end)
+        for written, field, start, end in (
+            islice(found, MAX_EVIDENCE) if len(found) > MAX_EVIDENCE else found
+        )
+    ]
     return Match(
         rule.id,
         rule.title,
         rule.tier,
         tuple(dict.fromkeys([key[0] for key in found])),
         rule.labels,
-        tuple(
-            Evidence(written, FIELDS[field], start, end)
-            for written, field, start, end in islice(found, MAX_EVIDENCE)
-        ),
+        tuple(evidence),
     )
 
 
@@ -354,32 +389,48 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     """
     scan = Scan(ruleset, doc)
     candidates = scan.triggered  # the rules some literal found makes candidates
-    candidates.update(ruleset.always_candidates)
+    if ruleset.always_candidates:
+        candidates.update(ruleset.always_candidates)
+    if not candidates:
+        return []
     rules = ruleset.compiled
-    return [
-        explain(scan, rules[position])
-        for position in sorted(candidates)  # disabled rules are never candidates
-        if _fires_on(rules[position], scan)
-    ]
+    out = []
+    for position in sorted(candidates):  # disabled rules are never candidates
+        compiled = rules[position]
+        if _fires_on(compiled, scan):
+            out.append(explain(scan, compiled))
+    return out
 
 
 def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
     """Whether a candidate rule fires: its literal conditions first (see
     :func:`~mastwatch.rules.compile._literal_conditions`), then the rest of its tree."""
-    found_in = scan.found_in
-    for mask, group in compiled.requires:
-        if group.isdisjoint(found_in(mask)):
+    packed = compiled.packed
+    if packed is not None:
+        mask, bits, need, banned = packed
+        got = 0
+        for term in scan.found_in(mask):  # a few terms per item
+            got |= bits.get(term, 0)
+        if got & need != need or got & banned:
             return False
-    for mask, group in compiled.excludes:
-        if not group.isdisjoint(found_in(mask)):
-            return False
+    elif not _literal_conditions_hold(compiled, scan):
+        return False
     if compiled.filtered and not admits(compiled, scan):
         return False
     if compiled.decided:
         return True
     if compiled.check is None:
         return scan.holds(compiled.tree)
-    return bool(compiled.check(found_in, scan.present, scan.near_holds))
+    return bool(compiled.check(scan.found_in, scan.present, scan.near_holds))
+
+
+def _literal_conditions_hold(compiled: CompiledRule, scan: Scan) -> bool:
+    """The literal conditions group by group (when they do not share one field mask)."""
+    found_in = scan.found_in
+    for mask, group in compiled.requires:
+        if group.isdisjoint(found_in(mask)):
+            return False
+    return all(group.isdisjoint(found_in(mask)) for mask, group in compiled.excludes)
 
 
 def _fires(ruleset: RuleSet, compiled: CompiledRule, doc: Document) -> bool:
