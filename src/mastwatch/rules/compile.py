@@ -103,6 +103,8 @@ CHECK_RIGHT = 1 << 7
 MIXED = 1 << 8
 LITERAL_ID_SHIFT = 9
 MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
+# a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
+QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
 # length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
 LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
 
@@ -188,6 +190,11 @@ class RuleSet:
     # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
     # find of it means
     literals: tuple[LiteralInfo, ...] = field(default=(), repr=False)
+    # per rule (by position): its packed literal conditions (CompiledRule.packed) and
+    # whether they decide it alone (no filter, nothing else in its tree), None when they
+    # are not packed. One tuple per candidate read instead of the whole CompiledRule:
+    # with thousands of rules each object read is likely a CPU cache miss
+    quick: tuple[QuickCheck | None, ...] = field(default=(), repr=False)
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
     # looks at, so the source, tags and link are not scanned when no rule is about them
@@ -653,11 +660,18 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
         automaton=automaton,
         literals=tuple(literals),
+        quick=tuple(map(_quick_check, compiled)),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
         ),
         scanned_fields=max(map(_mask_in_use, trees), default=0).bit_length(),
     )
+
+
+def _quick_check(compiled: CompiledRule) -> QuickCheck | None:
+    if compiled.packed is None:
+        return None
+    return (*compiled.packed, compiled.decided and not compiled.filtered)
 
 
 def _mask_in_use(node: CompiledNode | CompiledNear | int) -> int:

@@ -394,11 +394,28 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     if not candidates:
         return []
     rules = ruleset.compiled
+    return [explain(scan, rules[position]) for position in _firing(ruleset, scan, candidates)]
+
+
+def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
+    """The candidate rules that fire, in rule order. Most are decided by their packed
+    literal conditions alone (see ``RuleSet.quick``), checked here inline."""
+    quick, found_in = ruleset.quick, scan.found_in
     out = []
     for position in sorted(candidates):  # disabled rules are never candidates
-        compiled = rules[position]
-        if _fires_on(compiled, scan):
-            out.append(explain(scan, compiled))
+        check = quick[position]
+        if check is not None:
+            mask, bits, need, banned, decided = check
+            got = 0
+            for term in found_in(mask):  # a few terms per item
+                got |= bits.get(term, 0)
+            if got & need != need or got & banned:
+                continue
+            if decided:
+                out.append(position)
+                continue
+        if _fires_on(ruleset.compiled[position], scan):
+            out.append(position)
     return out
 
 
