@@ -168,6 +168,9 @@ class CompiledRule:
     # when the plan holds automaton terms only (the usual case): for each term, where it
     # sits in the plan, so a match is explained from the few terms found, not the whole plan
     evidence_index: Mapping[int, tuple[int, ...]] | None = None
+    # what a Match repeats of the rule: id, title, tier, labels (one tuple to read per
+    # match rather than the rule model and its attribute dict)
+    header: tuple[str, str, str, tuple[tuple[str, str], ...]] = ("", "", "", ())
     source_ids: frozenset[str] = frozenset()
     source_tags: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset()
@@ -358,6 +361,7 @@ class _Compiler:
             packed=_packed(requires, excludes),
             evidence_plan=plan,
             evidence_index=self.evidence_index(plan),
+            header=(rule.id, rule.title, rule.tier, rule.labels),
             trigger=trigger or frozenset(),
             source_ids=frozenset(rule.sources),
             source_tags=frozenset(rule.source_tags),

@@ -334,21 +334,15 @@ def explain(scan: Scan, compiled: CompiledRule) -> Match:
                     found[written, field, start, end] = None
     else:
         _plan_evidence(scan, plan, found)
-    rule = compiled.rule
+    rule_id, title, tier, labels = compiled.header
     evidence = [
         Evidence(written, FIELDS[field], start, end)
         for written, field, start, end in (
             islice(found, MAX_EVIDENCE) if len(found) > MAX_EVIDENCE else found
         )
     ]
-    return Match(
-        rule.id,
-        rule.title,
-        rule.tier,
-        tuple(dict.fromkeys([key[0] for key in found])),
-        rule.labels,
-        tuple(evidence),
-    )
+    matched = tuple(dict.fromkeys([key[0] for key in found]))
+    return Match(rule_id, title, tier, matched, labels, tuple(evidence))
 
 
 def _plan_evidence(
