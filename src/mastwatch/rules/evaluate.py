@@ -9,7 +9,7 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
@@ -392,11 +392,22 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
 
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
-    """The candidate rules that fire, in rule order. Most are decided by their packed
-    literal conditions alone (see ``RuleSet.quick``), checked here inline."""
+    """The candidate rules that fire, in rule order. Most are decided by bits (see
+    :class:`~mastwatch.rules.compile.BranchBits`) or by their packed literal conditions
+    (see ``RuleSet.quick``), both checked here inline."""
     quick, found_in = ruleset.quick, scan.found_in
+    branch = ruleset.branch_bits
+    kinds = branch.kinds
+    common = -1  # the bits of the terms found, once asked for
     out = []
     for position in sorted(candidates):  # disabled rules are never candidates
+        if kinds[position]:
+            if common < 0:
+                common = _common_bits(scan, branch.bit_of)
+            need = branch.required[position]
+            if not (need and not common & need) and not common & branch.banned[position]:
+                out.append(position)
+            continue
         check = quick[position]
         if check is not None:
             mask, bits, need, banned, decided = check
@@ -411,6 +422,14 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
         if _fires_on(ruleset.compiled[position], scan):
             out.append(position)
     return out
+
+
+def _common_bits(scan: Scan, bit_of: Mapping[int, int]) -> int:
+    """The bits (see BranchBits) of the terms found anywhere the automaton scanned."""
+    bits = 0
+    for term in scan.found:
+        bits |= bit_of.get(term, 0)
+    return bits
 
 
 def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
