@@ -111,6 +111,20 @@ LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
 
 
 @dataclass(frozen=True, slots=True)
+class LiteralTable:
+    """What a find of each automaton literal means, by the id in its automaton value.
+
+    Most literals stand for one term and make at most one rule a candidate: for those the
+    term and the rule are read from flat arrays (which stay in the CPU cache) rather than
+    from the literal's objects (which, among tens of thousands, are mostly not).
+    """
+
+    info: tuple[LiteralInfo, ...]
+    one_term: array[int]  # the literal's term, or -1 when it has several (read info)
+    one_rule: array[int]  # the one rule it makes a candidate, -1 for none, -2 for several
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledNear:
     """Proximity: one hit of each entry (a set of alternative leaves) within ``within``."""
 
@@ -215,7 +229,9 @@ class RuleSet:
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
     # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
     # find of it means
-    literals: tuple[LiteralInfo, ...] = field(default=(), repr=False)
+    literals: LiteralTable = field(
+        default_factory=lambda: LiteralTable((), array("l"), array("l")), repr=False
+    )
     # per rule (by position): its packed literal conditions (CompiledRule.packed) and
     # whether they decide it alone (no filter, nothing else in its tree), None when they
     # are not packed. One tuple per candidate read instead of the whole CompiledRule:
@@ -415,9 +431,7 @@ class _Compiler:
                 out.append(None)
         return tuple(out)
 
-    def automaton(
-        self, rules_by_term: Mapping[int, Sequence[int]]
-    ) -> tuple[Any, list[LiteralInfo]]:
+    def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> tuple[Any, LiteralTable]:
         """The automaton and its literal table. Each literal's automaton value is an int
         (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours must
         be checked, so a find rejected at a word boundary (about half of them) touches no
@@ -433,11 +447,12 @@ class _Compiler:
                 for literal, pattern in _patterns(spec, index):
                     by_literal.setdefault(literal, []).append(pattern)
         if not by_literal:
-            return None, []
+            return None, LiteralTable((), array("l"), array("l"))
         if len(by_literal) > MAX_LITERALS:
             raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         table: list[LiteralInfo] = []
+        one_term, one_rule = array("l"), array("l")
         for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
             automaton.add_word(literal, _literal_value(len(table), literal, patterns))
             triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
@@ -445,8 +460,10 @@ class _Compiler:
             # no case check), is stored as the bare term indices: less to unpack per find
             specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
             table.append((len(literal), specs, tuple(patterns), tuple(triggered)))
+            one_term.append(specs[0] if len(specs) == 1 else -1)
+            one_rule.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
         automaton.make_automaton()
-        return automaton, table
+        return automaton, LiteralTable(tuple(table), one_term, one_rule)
 
 
 def _mixed(patterns: Sequence[Pattern]) -> bool:
@@ -690,7 +707,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
         automaton=automaton,
-        literals=tuple(literals),
+        literals=literals,
         quick=tuple(map(_quick_check, compiled)),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}

@@ -91,6 +91,7 @@ class Scan:
     def _find_literals(self) -> None:
         joined, ends, ruleset = self.joined, self.ends, self.ruleset
         size, table = len(joined), ruleset.literals
+        info, one_term, one_rule = table.info, table.one_term, table.one_rule
         field, offset, field_end = 0, 0, ends[0]
         scanned = ruleset.automaton.iter(joined, 0, ends[ruleset.scanned_fields - 1])
         triggered, hits, found = self.triggered, self.hits, self.found
@@ -99,10 +100,11 @@ class Scan:
                 offset = field_end + 1
                 field += 1
                 field_end = ends[field]
-            start = last + 1 - (value & LENGTH_MASK or table[value >> LITERAL_ID_SHIFT][0])
+            number = value >> LITERAL_ID_SHIFT
+            start = last + 1 - (value & LENGTH_MASK or info[number][0])
             if value & MIXED:  # leaves that take this literal differently: each on its own
-                patterns = table[value >> LITERAL_ID_SHIFT][2]
-                self._add_checked(patterns, (field, start - offset, last + 1 - offset), start)
+                hit = (field, start - offset, last + 1 - offset)
+                self._add_checked(info[number][2], hit, start)
                 continue
             # a Latin literal must not continue a word on either side (the ASCII case by a
             # set lookup, inline: this runs for every find, about half of them rejected
@@ -119,17 +121,20 @@ class Scan:
                 and ((ch := joined[last + 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch)))
             ):
                 continue
-            _, specs, _, rules = table[value >> LITERAL_ID_SHIFT]
             hit = (field, start - offset, last + 1 - offset)
-            for spec in specs:
+            term = one_term[number]
+            for spec in (term,) if term >= 0 else info[number][1]:
                 if spec in found:
                     hits[spec].append(hit)
                     found[spec] |= 1 << field
                 else:
                     hits[spec] = [hit]
                     found[spec] = 1 << field
-            if rules:
-                triggered.update(rules)
+            rule = one_rule[number]
+            if rule >= 0:
+                triggered.add(rule)
+            elif rule < -1:
+                triggered.update(info[number][3])
 
     def _add(self, spec: int, hit: Hit) -> None:
         if spec in self.found:
