@@ -241,6 +241,9 @@ class RuleSet:
         default_factory=lambda: BranchBits({}, b"", array("Q"), array("Q")), repr=False
     )
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
+    # per term: for a regex, a literal every match contains (even one character, such as
+    # the '%' of a percentage), so a field without it is not searched; else ""
+    needles: tuple[str, ...] = ()
     # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
     # looks at, so the source, tags and link are not scanned when no rule is about them
     scanned_fields: int = len(FIELDS)
@@ -703,6 +706,10 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         content_hash=content_hash(rules),
         terms=tuple(compiler.specs),
         matchers=compiler.matchers(),
+        needles=tuple(
+            (required_literal(spec.literal, 1) or "") if spec.kind == "regex" else ""
+            for spec in compiler.specs
+        ),
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),

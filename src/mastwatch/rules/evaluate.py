@@ -195,8 +195,12 @@ class Scan:
         key = (term, field)
         hits = self._lazy.get(key)
         if hits is None:
-            found = self.ruleset.matchers[term].finditer(self.texts[field])
-            hits = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
+            text, needle = self.texts[field], self.ruleset.needles[term]
+            if needle and needle not in text:  # no match can lack it: skip the search
+                hits = []
+            else:
+                found = self.ruleset.matchers[term].finditer(text)
+                hits = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
             self._lazy[key] = hits
         return hits
 
