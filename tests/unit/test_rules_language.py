@@ -330,7 +330,9 @@ def test_regex_needle_skips_fields_without_it() -> None:
     )
     ruleset = compile_rules([rule])
     assert ruleset.needles[ruleset.terms.index(TermSpec(r"\d+(\.\d+)? ?%", kind="regex"))] == "%"
-    item = Item(source_id="s", key="k", title="up 25 percent", summary="up 25％")
+    item = Item(
+        source_id="s", key="k", title="up 25 percent", summary="up 25\uff05"
+    )  # full-width, as Japanese feeds write it
     [found] = match(ruleset, make_document(item))
     assert [(e.field, e.start, e.end) for e in found.evidence] == [("summary", 3, 6)]
 
