@@ -76,6 +76,7 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
             base_url=slack.base_url,
             mention_tiers=frozenset(slack.mention_tiers),
             min_interval=slack.min_interval,
+            burst=slack.burst,
         )
     email = config.email
     if email.host:
