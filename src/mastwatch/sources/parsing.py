@@ -121,93 +121,6 @@ def warm_up(pool: Executor, workers: int) -> None:
             future.result()
 
 
-MAX_BATCH = 8  # calls sent to a worker as one task when the workers are all busy
-
-
-def run_batch(calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-    """Runs in a worker: each call's result, or the exception it raised, in order."""
-    results: list[tuple[bool, Any]] = []
-    for call in calls:
-        try:
-            results.append((True, call()))
-        except Exception as exc:  # handed to that call's own future
-            results.append((False, exc))
-    return results
-
-
-class Batcher:
-    """Calls to the process pool, batched while the workers are busy.
-
-    Every task the pool runs passes through its manager thread twice (to queue it, and to
-    unpickle its result), and that thread needs the GIL, which the busy event loop holds
-    most of a cold cycle: with one body per task, the workers spent much of the cycle
-    waiting for their next body. So at most two tasks per worker are in flight (one
-    running, one queued behind it); calls that arrive meanwhile wait here and go out
-    together, up to ``MAX_BATCH`` in one task, as soon as a task finishes. A lone call to
-    an idle pool still goes out at once.
-    """
-
-    def __init__(self, pool: Executor, workers: int) -> None:
-        self._pool = pool
-        self._limit = 2 * max(1, workers)
-        self._in_flight = 0
-        self._pending: list[tuple[Future[Any], Callable[[], Any]]] = []
-        self._lock = threading.Lock()
-
-    def submit(self, call: Callable[[], T]) -> Future[T]:
-        outer: Future[T] = Future()
-        with self._lock:
-            self._pending.append((outer, call))
-            batch = self._take()
-        if batch:
-            self._send(batch)
-        return outer
-
-    def cancel_pending(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for outer, _ in pending:
-            outer.cancel()
-
-    def _take(self) -> list[tuple[Future[Any], Callable[[], Any]]]:
-        """The next batch, if a task may start now (call with the lock held)."""
-        if self._in_flight >= self._limit or not self._pending:
-            return []
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-        self._in_flight += 1
-        return batch
-
-    def _send(self, batch: list[tuple[Future[Any], Callable[[], Any]]]) -> None:
-        live = [(outer, call) for outer, call in batch if outer.set_running_or_notify_cancel()]
-        try:
-            task = self._pool.submit(run_batch, [call for _, call in live])
-        except RuntimeError as exc:  # the pool is shut down (or broken)
-            for outer, _ in live:
-                outer.set_exception(exc)
-            self._finished()
-            return
-        task.add_done_callback(functools.partial(self._done, live))
-
-    def _done(self, batch: list[tuple[Future[Any], Callable[[], Any]]], task: Future[Any]) -> None:
-        error = CancelledError() if task.cancelled() else task.exception()
-        results = [] if error is not None else task.result()
-        for index, (outer, _) in enumerate(batch):
-            if error is not None:
-                outer.set_exception(error)
-            elif results[index][0]:
-                outer.set_result(results[index][1])
-            else:
-                outer.set_exception(results[index][1])
-        self._finished()
-
-    def _finished(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            batch = self._take()
-        if batch:
-            self._send(batch)
-
-
 class StartingPool(Executor):
     """The parse executor: the process pool once it has started, threads until then.
 
@@ -221,7 +134,6 @@ class StartingPool(Executor):
 
     def __init__(self, pool: ProcessPoolExecutor, workers: int) -> None:
         self._pool = pool
-        self._batches = Batcher(pool, workers)
         self._workers = workers
         self._threads = ThreadPoolExecutor(workers + 1, thread_name_prefix="mastwatch-parse")
         self._lock = threading.RLock()  # a done-callback may run at once, in submit
@@ -234,7 +146,7 @@ class StartingPool(Executor):
         call = functools.partial(fn, *args, **kwargs)
         with self._lock:
             if self._ready:
-                return self._batches.submit(call)
+                return self._pool.submit(call)
             if self._starting is None:
                 self._starting = self._threads.submit(warm_up, self._pool, self._workers)
                 self._starting.add_done_callback(self._started)
@@ -257,7 +169,7 @@ class StartingPool(Executor):
             waiting, self._waiting = self._waiting, []
         for outer, call in waiting:
             if outer.set_running_or_notify_cancel():
-                _chain(self._batches.submit(call), outer)
+                _chain(self._pool.submit(call), outer)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)  # a start included
@@ -265,7 +177,6 @@ class StartingPool(Executor):
             waiting, self._waiting = self._waiting, []
         for outer, _ in waiting:
             outer.cancel()
-        self._batches.cancel_pending()
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
