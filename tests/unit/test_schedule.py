@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mastwatch.app import PhaseSpreadTrigger
+from mastwatch.app import Daemon, PhaseSpreadTrigger
+from mastwatch.config import load_config
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -81,3 +83,31 @@ def test_same_schedule_compares_interval_and_jitter() -> None:
     assert not trigger.same_schedule(20, 0.5)
     assert not trigger.same_schedule(10, 0.0)
     assert trigger.get_next_fire_time(None, START + timedelta(seconds=1)) is not None
+
+
+def _config(tmp_path: Path, wire_interval: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[schedule]\ndefault_interval = 60\njitter = 1\n"
+        '[[sources]]\nid = "wire"\nurl = "https://example.org/a.xml"\n'
+        f'interval = "{wire_interval}"\n'
+        '[[sources]]\nid = "desk"\nurl = "https://example.org/b.xml"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_reload_keeps_the_jobs_whose_schedule_did_not_change(tmp_path: Path) -> None:
+    daemon = Daemon(_config(tmp_path, "30s"))
+    daemon.config = load_config(daemon.config_path)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    daemon._sync_jobs(scheduler)
+    before = {job.id: (job.trigger, job.next_run_time) for job in scheduler.get_jobs()}
+
+    daemon.config = load_config(_config(tmp_path, "45s"))  # wire changes, desk does not
+    daemon._sync_jobs(scheduler)
+    after = {job.id: (job.trigger, job.next_run_time) for job in scheduler.get_jobs()}
+
+    assert after["desk"] == before["desk"]  # the same job: its phase is kept
+    assert after["wire"][0] is not before["wire"][0]
+    assert after["wire"][0].interval_length == 45
