@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import random
 import statistics
@@ -25,6 +26,7 @@ import feedparser
 
 from bench.daemon_run import TIERS, BenchConfig, Daemon, DaemonRun, run_once, write_config
 from bench.farm import Farm
+from mastwatch.config import SlackConfig
 from mastwatch.testing.slack import LocalSlackServer
 
 
@@ -204,15 +206,21 @@ async def latency(
     if not delays:
         return [Figure("latency", "no alert arrived", "", "median ≤ 6 s", False)]
     median = statistics.median(delays)
-    p99 = delays[min(len(delays) - 1, round(0.99 * (len(delays) - 1)))]
+    p99 = _p99(delays)
     waits = _poll_waits(run, published)
-    wait = f"{statistics.median(waits):.1f} s" if waits else "n/a"
+    after = sorted(received[tag] - appeared[tag] - w for tag, w in waits.items() if tag in received)
+    parts = (
+        f"waiting for the poll: median {statistics.median(waits.values()):.1f} s, max"
+        f" {max(waits.values()):.1f} s; found to Slack: median {statistics.median(after):.2f} s,"
+        f" p99 {_p99(after):.2f} s"
+        if waits and after
+        else "poll times not found in the log"
+    )
     return [
         Figure(
             f"item on farm to Slack, polling every {interval:g} s (shipped jitter setting)",
             f"median {median:.1f} s, p99 {p99:.1f} s, max {delays[-1]:.1f} s"
-            f" ({len(delays)} of {samples} items, {feeds} feeds); of which waiting for the"
-            f" poll: median {wait}",
+            f" ({len(delays)} of {samples} items, {feeds} feeds); of which {parts}",
             f"poll interval {interval:g} s (mean wait for the next poll ≈ {interval / 2:g} s)",
             "median ≤ 6 s, p99 ≤ 11 s",
             len(delays) == samples and median <= 6 and p99 <= 11,
@@ -251,19 +259,24 @@ async def _publish(
     return appeared
 
 
-def _poll_waits(run: DaemonRun, published: dict[str, Published]) -> list[float]:
-    """For each sample, publication to the first poll of its feed that found new items:
-    the part of the latency that is the polling schedule, not the daemon's work."""
+def _p99(values: Sequence[float]) -> float:
+    """The 99th percentile (nearest rank) of sorted ``values``."""
+    return values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
+
+
+def _poll_waits(run: DaemonRun, published: dict[str, Published]) -> dict[str, float]:
+    """For each sample (by tag), publication to the first poll of its feed that found new
+    items: the part of the latency that is the polling schedule, not the daemon's work."""
     polls = [
         (str(e["source"]), datetime.fromisoformat(str(e["timestamp"])))
         for e in run.events
         if e["event"] == "source_polled" and e.get("new_items")
     ]
-    waits = []
-    for p in published.values():
+    waits = {}
+    for tag, p in published.items():
         found = [at for source, at in polls if source == p.source_id and at >= p.wall]
         if found:
-            waits.append((min(found) - p.wall).total_seconds())
+            waits[tag] = (min(found) - p.wall).total_seconds()
     return waits
 
 
@@ -309,22 +322,36 @@ async def burst(count: int, min_interval: float, workdir: Path) -> list[Figure]:
     errors = [a for a in slack.attempts if a.outcome != "ok"]
     raised = run.count("rule_matched")
     span = messages[-1].received_at - started if messages else 0.0
-    ok = (
-        len(tags) == count
-        and len(messages) == raised
-        and (min(gaps, default=1) >= 0.9 * min_interval)
-    )
+    worst = _most_in_a_span([m.received_at for m in messages], min_interval)
+    ok = len(tags) == count and len(messages) == raised and worst <= SLACK_BURST
     return [
         Figure(
-            f"{count} alerts at once to one Slack channel (min_interval {min_interval:g} s)",
+            f"{count} alerts at once to one Slack channel (min_interval {min_interval:g} s,"
+            f" shipped burst {SLACK_BURST})",
             f"{len(tags)} of {count} items delivered, {len(messages)} messages for {raised}"
-            f" alerts, {len(errors)} errors; {span:.0f} s; gap min {min(gaps, default=0):.2f} s,"
-            f" median {statistics.median(gaps) if gaps else 0:.2f} s",
-            "Slack allows ~1 message/s per channel",
+            f" alerts, {len(errors)} errors; {span:.0f} s; gap median"
+            f" {statistics.median(gaps) if gaps else 0:.2f} s; largest burst {worst} (messages"
+            f" in a span beyond 1 per {min_interval:g} s)",
+            "Slack allows 1 message/s per channel, short bursts >1",
             "all delivered, paced, none dropped",
             ok,
         )
     ]
+
+
+SLACK_BURST = SlackConfig().burst  # what the daemon runs with; the bench leaves it as shipped
+
+
+def _most_in_a_span(times: Sequence[float], interval: float) -> int:
+    """The largest ``n - T / interval`` over every span of ``n`` messages lasting ``T`` s
+    (rounded up, with 50 ms for the clocks): the burst the pacing allowed itself. Paced
+    at one per ``interval`` with bursts of ``b`` it is at most ``b``."""
+    ordered = sorted(times)
+    worst = 0
+    for i, first in enumerate(ordered):
+        for j in range(i, len(ordered)):
+            worst = max(worst, math.ceil(j - i + 1 - (ordered[j] - first + 0.05) / interval))
+    return worst
 
 
 def _burst_tags(text: str) -> list[str]:
@@ -365,8 +392,10 @@ class Plan:
     cold_feeds: int = 500
     cold_items: int = 30
     latency_feeds: int = 200
-    latency_samples: int = 40
-    latency_spread: float = 80.0
+    # 150 samples, so p99 is not just the slowest one; spread so that alerts reach the
+    # one channel at 0.5/s on average (items appear at random, so they still bunch)
+    latency_samples: int = 150
+    latency_spread: float = 300.0
     latency_interval: float = 10.0
     burst: int = 200
     burst_interval: float = 1.0

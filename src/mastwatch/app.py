@@ -91,6 +91,7 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
             base_url=slack.base_url,
             mention_tiers=frozenset(slack.mention_tiers),
             min_interval=slack.min_interval,
+            burst=slack.burst,
         )
     email = config.email
     if email.host:
@@ -107,28 +108,47 @@ def build_notifiers(config: Config, secrets: Secrets) -> dict[str, Notifier]:
 
 
 class PhaseSpreadTrigger(IntervalTrigger):  # type: ignore[misc]  # apscheduler 3 is untyped
-    """An interval trigger whose second period is longer by a random part of the interval.
+    """An interval trigger that spreads sources over the interval and never lengthens a
+    period in steady state.
 
     Every source's first poll comes within ``FIRST_POLL_SPREAD`` of the start; with plain
     interval jobs they would then all poll in the same second of every interval, new items
     found together would queue behind Slack's one-message-a-second per channel, and the
-    load would come in bursts. Shifting each source once, by up to one interval, spreads
-    the polls evenly over the interval for good (the shift is never negative: a tick
-    before the stored next-check time would be skipped as not due).
+    load would come in bursts. So the second period alone is longer by a random part of
+    the interval, which spreads the polls evenly over the interval for good (the shift is
+    never negative: a tick before the stored next-check time would be skipped as not due).
+
+    Jitter is taken off a period, never added: APScheduler's own jitter adds up to
+    ``jitter`` to every period, so an item could wait longer than the interval for its
+    poll. Here every later period is ``interval - U(0, jitter)``; the phases still drift
+    apart at random, and the wait for a poll stays within the interval.
+
+    APScheduler asks for the next fire time more than once with the same previous one
+    (``Job._get_run_times`` and then ``_process_jobs``), so the answer for the first
+    period is the same every time: the shift belongs to the first fire time, not to the
+    first call.
     """
 
     def __init__(self, *, seconds: float, jitter: float) -> None:
-        super().__init__(seconds=seconds, jitter=jitter)
-        self._shift: float | None = random.uniform(0, seconds)
+        super().__init__(seconds=seconds)
+        self.period_jitter = min(jitter, seconds)
+        self._shift = random.uniform(0, seconds)
+        self._first: datetime | None = None
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        if previous_fire_time is not None and fire is not None and self._shift is not None:
-            fire += timedelta(seconds=self._shift)
-            self._shift = None
-        return fire
+        if previous_fire_time is None:
+            return super().get_next_fire_time(None, now)  # type: ignore[no-any-return]
+        if self._first is None:
+            self._first = previous_fire_time
+        period = self.interval_length - random.uniform(0, self.period_jitter)
+        if previous_fire_time <= self._first:
+            period += self._shift
+        return previous_fire_time + timedelta(seconds=period)
+
+    def same_schedule(self, seconds: float, jitter: float) -> bool:
+        return bool(self.interval_length == seconds and self.period_jitter == min(jitter, seconds))
 
 
 @dataclass
@@ -529,12 +549,19 @@ class Daemon:
     _scheduler: AsyncIOScheduler | None = None
 
     def _sync_jobs(self, scheduler: AsyncIOScheduler) -> None:
-        """One interval job per enabled source; removed sources lose their job."""
+        """One interval job per enabled source; removed sources lose their job. A source
+        whose schedule a reload leaves as it was keeps its job and its phase: restarting it
+        would poll it at once and then wait up to two intervals (the phase shift)."""
         self._scheduler = scheduler
         wanted = {s.id: s for s in self.sources}
         for job in scheduler.get_jobs():
-            if job.id not in wanted:
+            source = wanted.get(job.id)
+            if source is None:
                 job.remove()
+            elif isinstance(job.trigger, PhaseSpreadTrigger) and job.trigger.same_schedule(
+                self.config.interval_of(source), self.config.jitter_of(source)
+            ):
+                del wanted[job.id]
         now = self.clock()
         schedule = self.config.schedule
         for source in wanted.values():

@@ -285,6 +285,9 @@ class SlackConfig(_Model):
     webhook_url_file: Path | None = None
     base_url: str | None = None
     min_interval: float = Field(1.0, ge=0)
+    # messages to one channel that may go at once before min_interval applies: Slack
+    # allows "short bursts >1" over its one message a second per channel (notify.slack)
+    burst: int = Field(3, ge=1)
     mention_tiers: tuple[str, ...] = ("critical",)
 
 
@@ -437,8 +440,9 @@ class Config(_Model):
         return source.interval or self.schedule.default_interval
 
     def jitter_of(self, source: SourceConfig) -> float:
-        """``schedule.jitter``, but at most a twentieth of the source's interval: APScheduler adds
-        it to every period, so 10 s of jitter on a 10 s interval would poll every 10-20 s."""
+        """``schedule.jitter``, but at most a twentieth of the source's interval: it comes off
+        every period (app.PhaseSpreadTrigger), so 10 s on a 10 s interval would poll every
+        0-10 s."""
         return min(self.schedule.jitter, MAX_JITTER_FRACTION * self.interval_of(source))
 
     def baseline_of(self, source: SourceConfig) -> bool:

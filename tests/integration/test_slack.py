@@ -250,6 +250,25 @@ async def test_messages_to_one_channel_are_paced(
     assert all(gap >= 0.15 for gap in gaps), gaps
 
 
+async def test_a_burst_to_one_channel_stays_within_its_allowance(
+    slack: LocalSlackServer, make_notifier: Callable[..., SlackNotifier]
+) -> None:
+    interval, burst = 0.2, 3
+    notifier = make_notifier(
+        token=TOKEN, base_url=slack.base_url, min_interval=interval, burst=burst
+    )
+    await asyncio.gather(*(notifier.send(delivery(n=n)) for n in range(8)))
+
+    messages = await slack.wait_for(8)
+    times = sorted(message.received_at for message in messages)
+    # in any span of T seconds at most burst + T / interval messages (a little slack for
+    # the time between the pacer's clock and the server's)
+    for i, first in enumerate(times):
+        for j in range(i + 1, len(times)):
+            assert j - i + 1 <= burst + (times[j] - first + 0.05) / interval, (i, j, times)
+    assert times[-1] - times[0] >= (8 - burst) * interval - 0.05
+
+
 # --- incoming webhook -----------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # bench/ is a top-level package beside src/
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_daemon import _most_in_a_span, _p99  # noqa: E402
 from bench.daemon_run import TIERS, BenchConfig, write_config  # noqa: E402
 from bench.farm import Farm  # noqa: E402
 
@@ -66,3 +67,16 @@ def test_generated_config_loads_with_every_tier_and_private_sources(tmp_path: Pa
     assert set(TIERS) <= set(config.tiers)
     assert config.tiers["high"].slack == ("#bench",)
     assert config.schedule.baseline_new_sources is False
+
+
+def test_the_burst_check_counts_messages_beyond_the_rate_in_any_span() -> None:
+    paced = [float(n) for n in range(10)]
+    assert _most_in_a_span(paced, 1.0) == 1
+    assert _most_in_a_span([0.0, 0.0, 0.0, *range(1, 10)], 1.0) == 3
+    assert _most_in_a_span([0.0, 0.1, 0.2, 0.3, 5.0], 1.0) == 4
+
+
+def test_p99_is_the_nearest_rank() -> None:
+    values = [float(n) for n in range(150)]
+    assert _p99(values) == 148.0
+    assert _p99([1.0, 2.0]) == 2.0

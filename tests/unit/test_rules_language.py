@@ -10,8 +10,18 @@ import pytest
 
 from mastwatch.errors import RuleError
 from mastwatch.model import DEFAULT_TIERS, Evidence, Item
-from mastwatch.rules import RuleSet, load_rules, match, run_inline_tests
+from mastwatch.rules import (
+    MatchNode,
+    Rule,
+    RuleSet,
+    Term,
+    compile_rules,
+    load_rules,
+    match,
+    run_inline_tests,
+)
 from mastwatch.rules.builtins import BUILTIN_PATTERNS
+from mastwatch.rules.compile import TermSpec
 from mastwatch.rules.regex import required_literal
 from mastwatch.text import make_document, normalize
 
@@ -305,6 +315,26 @@ def test_regex_matching_everything_is_refused(tmp_path: Path) -> None:
 )
 def test_regex_hints(pattern: str, hint: str | None) -> None:
     assert required_literal(pattern) == hint
+
+
+def test_regex_needle_skips_fields_without_it() -> None:
+    """A one-character literal is too common to pick candidates by, but a field without
+    it is not searched at all: the percentage regex then matches only where '%' is."""
+    assert required_literal(r"\d+(\.\d+)? ?%") is None
+    assert required_literal(r"\d+(\.\d+)? ?%", 1) == "%"
+    rule = Rule(
+        id="pct",
+        title="P",
+        tier="high",
+        match=MatchNode(op="any", children=(Term(kind="regex", text=r"\d+(\.\d+)? ?%"),)),
+    )
+    ruleset = compile_rules([rule])
+    assert ruleset.needles[ruleset.terms.index(TermSpec(r"\d+(\.\d+)? ?%", kind="regex"))] == "%"
+    item = Item(
+        source_id="s", key="k", title="up 25 percent", summary="up 25\uff05"
+    )  # full-width, as Japanese feeds write it
+    [found] = match(ruleset, make_document(item))
+    assert [(e.field, e.start, e.end) for e in found.evidence] == [("summary", 3, 6)]
 
 
 def test_candidate_rules_are_picked_by_rare_terms(tmp_path: Path) -> None:

@@ -211,6 +211,38 @@ def test_shared_terms_are_compiled_once() -> None:
     ]
 
 
+def test_rules_decided_by_bits_of_shared_terms() -> None:
+    """Rules shaped like most real ones (a name, a topic word, no exclusion) are decided by
+    bits; a rule whose fields the automaton does not scan whole is not, and both agree
+    with what the rules say."""
+    rules = [
+        make_rule("a", {"all": [{"any": ["Karito", "Velo"]}, {"any": ["tariff*", "duty"]}]}),
+        make_rule(
+            "b",
+            {"all": [{"any": ["Velo"]}, {"any": ["duty"]}, {"none": ["club", "hotel"]}]},
+        ),
+        make_rule("c", {"all": [{"any": ["Sanri"]}, {"any": ["steel"]}]}),
+        make_rule("t", {"all": [{"any": ["Velo"]}]}, enabled=True),
+    ]
+    title_only = MatchNode.model_validate(
+        {"op": "all", "children": ("Velo", "steel"), "fields": ("title",)}
+    )
+    rules.append(Rule(id="s", title="S", tier="high", match=title_only))
+    ruleset = compile_rules(rules)
+    assert list(ruleset.branch_bits.kinds) == [1, 1, 1, 1, 0]
+    cases = {
+        "Velo tariffs and a duty": ["a", "b", "t"],
+        "Velo duty at the club": ["a", "t"],
+        "Karito steel": [],
+        "Sanri steel, Velo": ["c", "t", "s"],
+        "Velocity duty": [],
+    }
+    for title, expected in cases.items():
+        assert [m.rule_id for m in match(ruleset, doc(title))] == expected, title
+    # the title-only rule: "steel" in the summary does not count
+    assert [m.rule_id for m in match(ruleset, doc("Velo", "steel"))] == ["t"]
+
+
 def test_empty_rule_set() -> None:
     ruleset = compile_rules([])
     assert len(ruleset) == 0

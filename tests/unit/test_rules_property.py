@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mastwatch.model import Document, Item, Match
 from mastwatch.rules import MatchNode, Near, Rule, Term, compile_rules, field_texts, match
 from mastwatch.rules.compile import RuleSet
-from mastwatch.rules.evaluate import Scan, _fires_on, _plan_evidence, admits
+from mastwatch.rules.evaluate import Scan, _fires_on, _firing, _plan_evidence, admits
 from mastwatch.rules.reference import ReferenceMatcher
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import make_document
@@ -180,12 +180,17 @@ def _check_shortcuts(ruleset: RuleSet, doc: Document, found: list[Match]) -> Non
     evidence from the terms found what walking the whole evidence plan gives."""
     scan = Scan(ruleset, doc)
     fired = {m.rule_id: m for m in found}
-    for compiled in ruleset.compiled:
+    candidates = scan.triggered | set(ruleset.always_candidates)
+    for position, compiled in enumerate(ruleset.compiled):
         if not compiled.rule.enabled:
             continue
         holds = admits(compiled, scan) and scan.holds(compiled.tree)
         assert (compiled.rule.id in fired) == holds
         assert _fires_on(compiled, scan) == holds  # literal conditions first, then the rest
+        if position in candidates:  # by bits, packed conditions or the rest, as it is checked
+            assert _firing(ruleset, scan, {position}) == ([position] if holds else [])
+        else:
+            assert not holds
         if holds:
             plain: dict[tuple[str, int, int, int], None] = {}
             _plan_evidence(scan, compiled.evidence_plan, plain)

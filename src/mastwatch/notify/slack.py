@@ -5,7 +5,7 @@ once it gives up, the failure is classified here: temporary ones become
 ``RetryableDeliveryError`` (with the server's ``Retry-After`` when it sent one) so the
 outbox tries again later, and ones that will never succeed as configured become
 ``PermanentDeliveryError``. Messages to one channel are paced at ``min_interval`` seconds,
-Slack's documented rate for posting to a channel.
+Slack's documented rate for posting to a channel, with short bursts of up to ``burst``.
 
 The token and the webhook URL are secrets: neither is logged or put in an error message
 (webhook errors carry only the exception type, since aiohttp errors may quote the URL).
@@ -183,27 +183,32 @@ def classify_webhook_status(
 
 
 class _Pacer:
-    """At most one send per ``interval`` seconds per target; callers wait their turn."""
+    """Per target: on average one send per ``interval`` seconds, and at most ``burst`` at
+    once. Slack documents one message per second per channel with "short bursts >1
+    allowed"; a message to an idle channel never waits, a few found together go out at
+    once, and a longer run settles at the interval. In any span of T seconds at most
+    ``burst + T / interval`` messages go to one target (the generic cell rate algorithm:
+    a send is due ``(burst - 1) * interval`` before its theoretical time). Callers wait
+    their turn in order."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, burst: int = 1) -> None:
         self.interval = interval
+        self.burst = max(1, burst)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
+        self._theoretical: dict[str, float] = {}  # when the next send would be, unbursted
 
     def lock(self, target: str) -> asyncio.Lock:
         return self._locks.setdefault(target, asyncio.Lock())
 
     async def wait_turn(self, target: str) -> None:
-        """Sleep until ``interval`` has passed since the last send to ``target``.
+        """Sleep until a send to ``target`` is within its allowance, and count it.
         Call with ``lock(target)`` held."""
-        last = self._last.get(target)
-        if last is not None:
-            delay = last + self.interval - asyncio.get_running_loop().time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-    def mark(self, target: str) -> None:
-        self._last[target] = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        theoretical = self._theoretical.get(target, 0.0)
+        delay = theoretical - (self.burst - 1) * self.interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._theoretical[target] = max(theoretical, loop.time()) + self.interval
 
 
 class SlackNotifier:
@@ -222,6 +227,7 @@ class SlackNotifier:
         base_url: str | None = None,
         mention_tiers: frozenset[str] = frozenset({"critical"}),
         min_interval: float = 1.0,
+        burst: int = 1,
         timeout: float = 30.0,
     ) -> None:
         if (token is None) == (webhook_url is None):
@@ -232,7 +238,7 @@ class SlackNotifier:
         self._timeout = timeout
         self.mention_tiers = mention_tiers
         self.limits = NotifierLimits(min_interval_per_target=min_interval, max_text=SLACK_TEXT_MAX)
-        self._pacer = _Pacer(min_interval)
+        self._pacer = _Pacer(min_interval, burst)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:  # never show the token or the webhook URL
@@ -248,15 +254,12 @@ class SlackNotifier:
         target = delivery.target
         async with self._pacer.lock(target):
             await self._pacer.wait_turn(target)
-            try:
-                if self._webhook_url is None:
-                    return await self._send_api(delivery, message)
-                if delivery.kind == "update":
-                    return None  # an incoming webhook cannot edit a message
-                await self._post_webhook(self._webhook_url, message)
-                return None  # a webhook answers "ok", with no message ts
-            finally:
-                self._pacer.mark(target)
+            if self._webhook_url is None:
+                return await self._send_api(delivery, message)
+            if delivery.kind == "update":
+                return None  # an incoming webhook cannot edit a message
+            await self._post_webhook(self._webhook_url, message)
+            return None  # a webhook answers "ok", with no message ts
 
     def _render(self, delivery: Delivery) -> SlackMessage:
         alert, info = delivery.alert, delivery.info

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,36 @@ class Pattern:
     exact: bool = False
 
 
+# A literal's automaton value (pyahocorasick stores ints as 32-bit signed values): its
+# length when below 64 (else 0: read it from the table), a flag for each side that must
+# not continue a word, a flag for literals whose leaves take a find differently (each is
+# then checked on its own), and above those its index in the literal table.
+LENGTH_MASK = 63
+CHECK_LEFT = 1 << 6
+CHECK_RIGHT = 1 << 7
+MIXED = 1 << 8
+LITERAL_ID_SHIFT = 9
+MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
+# a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
+QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
+# length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
+LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralTable:
+    """What a find of each automaton literal means, by the id in its automaton value.
+
+    Most literals stand for one term and make at most one rule a candidate: for those the
+    term and the rule are read from flat arrays (which stay in the CPU cache) rather than
+    from the literal's objects (which, among tens of thousands, are mostly not).
+    """
+
+    info: tuple[LiteralInfo, ...]
+    one_term: array[int]  # the literal's term, or -1 when it has several (read info)
+    one_rule: array[int]  # the one rule it makes a candidate, -1 for none, -2 for several
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledNear:
     """Proximity: one hit of each entry (a set of alternative leaves) within ``within``."""
@@ -140,14 +171,46 @@ class CompiledRule:
     requires: tuple[tuple[int, frozenset[int]], ...] = ()
     excludes: tuple[tuple[int, frozenset[int]], ...] = ()
     decided: bool = False
+    # the same conditions packed for speed when they share one field mask (the usual
+    # case, see _packed): the mask, each term's bits (bit i: in requires group i, bit
+    # len(requires) + j: in excludes group j), the bits that must all be set and those that
+    # must not. One small dict per rule, probed once per term found, instead of a frozenset
+    # per group: with thousands of rules the rule data is cold in the CPU cache, and this
+    # touches fewer objects
+    packed: tuple[int, Mapping[int, int], int, int] | None = None
     # the leaves whose finds explain a match, in rule order (see _evidence_plan)
     evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
     # when the plan holds automaton terms only (the usual case): for each term, where it
     # sits in the plan, so a match is explained from the few terms found, not the whole plan
     evidence_index: Mapping[int, tuple[int, ...]] | None = None
+    # what a Match repeats of the rule: id, title, tier, labels (one tuple to read per
+    # match rather than the rule model and its attribute dict)
+    header: tuple[str, str, str, tuple[tuple[str, str], ...]] = ("", "", "", ())
     source_ids: frozenset[str] = frozenset()
     source_tags: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset()
+
+
+COMMON_TERMS = 64  # terms given a bit in BranchBits (one unsigned 64-bit word)
+
+
+@dataclass(frozen=True, slots=True)
+class BranchBits:
+    """Rules decided by bits: per rule, in arrays indexed by its position, the terms of its
+    literal branches as bits of the rule set's most used terms (topic words, exclusions).
+
+    A rule qualifies when it is decided by its literal conditions (no filter), all in
+    fields the automaton scans whole, and its trigger is one of its required groups: once
+    it is a candidate that group holds, and the rest is one required group and any
+    excluded groups made of bit terms only. Its check is then two int operations on
+    numbers read from flat arrays (which stay in the CPU cache) instead of reading its
+    objects (which, among thousands of rules, are mostly not).
+    """
+
+    bit_of: Mapping[int, int]  # term -> its bit
+    kinds: bytes  # per rule: 1 when decided by bits
+    required: array[int]  # per rule: the bits of its other required group (0: none)
+    banned: array[int]  # per rule: the bits of its excluded groups
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -164,7 +227,23 @@ class RuleSet:
     )
     always_candidates: tuple[int, ...] = ()
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
+    # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
+    # find of it means
+    literals: LiteralTable = field(
+        default_factory=lambda: LiteralTable((), array("l"), array("l")), repr=False
+    )
+    # per rule (by position): its packed literal conditions (CompiledRule.packed) and
+    # whether they decide it alone (no filter, nothing else in its tree), None when they
+    # are not packed. One tuple per candidate read instead of the whole CompiledRule:
+    # with thousands of rules each object read is likely a CPU cache miss
+    quick: tuple[QuickCheck | None, ...] = field(default=(), repr=False)
+    branch_bits: BranchBits = field(
+        default_factory=lambda: BranchBits({}, b"", array("Q"), array("Q")), repr=False
+    )
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
+    # per term: for a regex, a literal every match contains (even one character, such as
+    # the '%' of a percentage), so a field without it is not searched; else ""
+    needles: tuple[str, ...] = ()
     # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
     # looks at, so the source, tags and link are not scanned when no rule is about them
     scanned_fields: int = len(FIELDS)
@@ -324,8 +403,10 @@ class _Compiler:
             requires=tuple(requires),
             excludes=tuple(excludes),
             decided=decided,
+            packed=_packed(requires, excludes),
             evidence_plan=plan,
             evidence_index=self.evidence_index(plan),
+            header=(rule.id, rule.title, rule.tier, rule.labels),
             trigger=trigger or frozenset(),
             source_ids=frozenset(rule.sources),
             source_tags=frozenset(rule.source_tags),
@@ -340,7 +421,7 @@ class _Compiler:
             if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
                 return None
             index[step[0]] = (*index.get(step[0], ()), position)
-        return MappingProxyType(index)
+        return index  # a plain dict: read per match, and dict.get is quicker through no proxy
 
     def matchers(self) -> tuple[Any, ...]:
         out: list[Any] = []
@@ -353,11 +434,14 @@ class _Compiler:
                 out.append(None)
         return tuple(out)
 
-    def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> Any:
-        """The automaton; each literal's value carries what a find of it means: its length,
-        whether its neighbours must be checked, its terms, and the rules it makes
-        candidates (so a find leads to its rules without a lookup in a table of all terms:
-        with thousands of rules that table is large and cold in the CPU cache)."""
+    def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> tuple[Any, LiteralTable]:
+        """The automaton and its literal table. Each literal's automaton value is an int
+        (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours must
+        be checked, so a find rejected at a word boundary (about half of them) touches no
+        Python object of the rule set; the table entry, read only for accepted finds,
+        holds its terms and the rules it makes candidates (so a find leads to its rules
+        without a lookup in a table of all terms: with thousands of rules that table is
+        large and cold in the CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
         # the very int objects the trees and groups hold (self.index's values), not equal
         # copies: set and dict probes then match by identity, without reading the objects
@@ -366,25 +450,43 @@ class _Compiler:
                 for literal, pattern in _patterns(spec, index):
                     by_literal.setdefault(literal, []).append(pattern)
         if not by_literal:
-            return None
-        automaton = ahocorasick.Automaton()
+            return None, LiteralTable((), array("l"), array("l"))
+        if len(by_literal) > MAX_LITERALS:
+            raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        table: list[LiteralInfo] = []
+        one_term, one_rule = array("l"), array("l")
         for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
-            # whether any pattern needs the neighbours looked at (CJK literals never do)
-            left = any(p.check_left for p in patterns)
-            right = any(p.check_right for p in patterns)
+            automaton.add_word(literal, _literal_value(len(table), literal, patterns))
+            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
             # the usual case, a literal whose leaves all take a find the same way (one leaf,
             # no case check), is stored as the bare term indices: less to unpack per find
-            same = all((p.check_left, p.check_right) == (left, right) for p in patterns)
-            specs = (
-                tuple(p.spec for p in patterns)
-                if same and not any(p.exact for p in patterns)
-                else None
-            )
-            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
-            value = (len(literal), left, right, specs, tuple(patterns), tuple(triggered))
-            automaton.add_word(literal, value)
+            specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
+            table.append((len(literal), specs, tuple(patterns), tuple(triggered)))
+            one_term.append(specs[0] if len(specs) == 1 else -1)
+            one_rule.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
         automaton.make_automaton()
-        return automaton
+        return automaton, LiteralTable(tuple(table), one_term, one_rule)
+
+
+def _mixed(patterns: Sequence[Pattern]) -> bool:
+    """Whether the leaves sharing a literal take a find differently (a case check, or
+    word-boundary checks that differ): each is then checked on its own."""
+    sides = {(p.check_left, p.check_right) for p in patterns}
+    return len(sides) > 1 or any(p.exact for p in patterns)
+
+
+def _literal_value(number: int, literal: str, patterns: Sequence[Pattern]) -> int:
+    # whether any pattern needs the neighbours looked at (CJK literals never do)
+    left = any(p.check_left for p in patterns)
+    right = any(p.check_right for p in patterns)
+    return (
+        (number << LITERAL_ID_SHIFT)
+        | (len(literal) if len(literal) <= LENGTH_MASK else 0)
+        | (CHECK_LEFT if left else 0)
+        | (CHECK_RIGHT if right else 0)
+        | (MIXED if _mixed(patterns) else 0)
+    )
 
 
 # pyahocorasick looks a character up among a trie node's children one by one, in the order
@@ -488,6 +590,23 @@ def _literal_conditions(tree: CompiledNode) -> tuple[list[Condition], list[Condi
     return requires, excludes, decided
 
 
+def _packed(
+    requires: Sequence[Condition], excludes: Sequence[Condition]
+) -> tuple[int, Mapping[int, int], int, int] | None:
+    """The literal conditions as one term -> bits dict (see ``CompiledRule.packed``), when
+    they all share one field mask; None otherwise (they are then checked group by group)."""
+    masks = {mask for mask, _ in (*requires, *excludes)}
+    if len(masks) > 1:
+        return None
+    bits: dict[int, int] = {}
+    for number, (_, group) in enumerate((*requires, *excludes)):
+        for term in group:
+            bits[term] = bits.get(term, 0) | 1 << number
+    need = (1 << len(requires)) - 1
+    banned = ((1 << len(excludes)) - 1) << len(requires)
+    return (masks.pop() if masks else DEFAULT_MASK), bits, need, banned
+
+
 def _evidence_plan(node: CompiledNode) -> list[tuple[int, str, int] | CompiledNear]:
     """The leaves an explanation reports, in rule order: ``(term, written, mask)`` for each
     leaf and the proximity conditions whole; leaves under a ``none`` are never evidence.
@@ -580,20 +699,77 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
     for position, item in live:
         for term in item.trigger:
             rules_by_term.setdefault(term, []).append(position)
+    automaton, literals = compiler.automaton(rules_by_term)
+    scanned_fields = max(map(_mask_in_use, trees), default=0).bit_length()
     return RuleSet(
         rules=tuple(rules),
         content_hash=content_hash(rules),
         terms=tuple(compiler.specs),
         matchers=compiler.matchers(),
+        needles=tuple(
+            (required_literal(spec.literal, 1) or "") if spec.kind == "regex" else ""
+            for spec in compiler.specs
+        ),
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
-        automaton=compiler.automaton(rules_by_term),
+        automaton=automaton,
+        literals=literals,
+        quick=tuple(map(_quick_check, compiled)),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
         ),
-        scanned_fields=max(map(_mask_in_use, trees), default=0).bit_length(),
+        scanned_fields=scanned_fields,
+        branch_bits=_branch_bits(compiled, scanned_fields),
     )
+
+
+def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> BranchBits:
+    """See :class:`BranchBits`; the terms given bits are those most branches share."""
+    usage = Counter(
+        term
+        for item in compiled
+        for _, group in (*item.requires, *item.excludes)
+        if group != item.trigger
+        for term in group
+    )
+    bit_of = {term: 1 << n for n, (term, _) in enumerate(usage.most_common(COMMON_TERMS))}
+    kinds = bytearray(len(compiled))
+    required = array("Q", bytes(8 * len(compiled)))
+    banned = array("Q", bytes(8 * len(compiled)))
+    scanned = (1 << scanned_fields) - 1
+    for position, item in enumerate(compiled):
+        others = _bit_branches(item, scanned, bit_of)
+        if others is not None:
+            kinds[position] = 1
+            required[position] = sum(bit_of[term] for term in others)
+            excluded = {term for _, group in item.excludes for term in group}
+            banned[position] = sum(bit_of[term] for term in excluded)
+    return BranchBits(bit_of, bytes(kinds), required, banned)
+
+
+def _bit_branches(
+    item: CompiledRule, scanned: int, bit_of: Mapping[int, int]
+) -> frozenset[int] | None:
+    """The required group besides the trigger (empty: none) if the rule is decided by bits,
+    else None."""
+    if item.packed is None or not item.decided or item.filtered or not item.trigger:
+        return None
+    if scanned & ~item.packed[0]:  # a find that makes it a candidate may lie outside
+        return None
+    others = [group for _, group in item.requires if group != item.trigger]
+    if len(others) == len(item.requires) or len(others) > 1:
+        return None
+    groups = [*others, *(group for _, group in item.excludes)]
+    if any(term not in bit_of for group in groups for term in group):
+        return None
+    return others[0] if others else frozenset()
+
+
+def _quick_check(compiled: CompiledRule) -> QuickCheck | None:
+    if compiled.packed is None:
+        return None
+    return (*compiled.packed, compiled.decided and not compiled.filtered)
 
 
 def _mask_in_use(node: CompiledNode | CompiledNear | int) -> int:

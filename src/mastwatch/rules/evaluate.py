@@ -9,11 +9,22 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
-from mastwatch.rules.compile import CompiledNear, CompiledNode, CompiledRule, Pattern, RuleSet
+from mastwatch.rules.compile import (
+    CHECK_LEFT,
+    CHECK_RIGHT,
+    LENGTH_MASK,
+    LITERAL_ID_SHIFT,
+    MIXED,
+    CompiledNear,
+    CompiledNode,
+    CompiledRule,
+    Pattern,
+    RuleSet,
+)
 from mastwatch.rules.fields import Hit, cased_texts, field_texts, item_language, token_range
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import fold_offsets, is_word_char, make_document, token_bounds
@@ -78,35 +89,52 @@ class Scan:
             self._find_literals()
 
     def _find_literals(self) -> None:
-        joined, ends = self.joined, self.ends
-        size = len(joined)
+        joined, ends, ruleset = self.joined, self.ends, self.ruleset
+        size, table = len(joined), ruleset.literals
+        info, one_term, one_rule = table.info, table.one_term, table.one_rule
         field, offset, field_end = 0, 0, ends[0]
-        scanned = self.ruleset.automaton.iter(joined, 0, ends[self.ruleset.scanned_fields - 1])
+        scanned = ruleset.automaton.iter(joined, 0, ends[ruleset.scanned_fields - 1])
         triggered, hits, found = self.triggered, self.hits, self.found
-        for last, (length, left, right, specs, patterns, rules) in scanned:
+        for last, value in scanned:
             while last >= field_end:  # finds come in order of their end
                 offset = field_end + 1
                 field += 1
                 field_end = ends[field]
-            start, end = last - length + 1, last + 1
+            number = value >> LITERAL_ID_SHIFT
+            start = last + 1 - (value & LENGTH_MASK or info[number][0])
+            if value & MIXED:  # leaves that take this literal differently: each on its own
+                hit = (field, start - offset, last + 1 - offset)
+                self._add_checked(info[number][2], hit, start)
+                continue
             # a Latin literal must not continue a word on either side (the ASCII case by a
-            # set lookup: this runs for every find, about half of them rejected here)
-            left_word = left and start > 0 and _continues_word(joined[start - 1])
-            right_word = right and end < size and _continues_word(joined[end])
-            if specs is None:  # leaves that take this literal differently: each on its own
-                hit = (field, start - offset, end - offset)
-                self._add_checked(patterns, hit, left_word, right_word)
-            elif not (left_word or right_word):
-                hit = (field, start - offset, end - offset)
-                for spec in specs:
-                    if spec in found:
-                        hits[spec].append(hit)
-                        found[spec] |= 1 << field
-                    else:
-                        hits[spec] = [hit]
-                        found[spec] = 1 << field
-                if rules:
-                    triggered.update(rules)
+            # set lookup, inline: this runs for every find, about half of them rejected
+            # here, before anything of the rule set is read)
+            if (
+                value & CHECK_LEFT
+                and start
+                and (
+                    (ch := joined[start - 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch))
+                )
+            ) or (
+                value & CHECK_RIGHT
+                and last + 1 < size
+                and ((ch := joined[last + 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch)))
+            ):
+                continue
+            hit = (field, start - offset, last + 1 - offset)
+            term = one_term[number]
+            for spec in (term,) if term >= 0 else info[number][1]:
+                if spec in found:
+                    hits[spec].append(hit)
+                    found[spec] |= 1 << field
+                else:
+                    hits[spec] = [hit]
+                    found[spec] = 1 << field
+            rule = one_rule[number]
+            if rule >= 0:
+                triggered.add(rule)
+            elif rule < -1:
+                triggered.update(info[number][3])
 
     def _add(self, spec: int, hit: Hit) -> None:
         if spec in self.found:
@@ -116,9 +144,12 @@ class Scan:
             self.hits[spec] = [hit]
             self.found[spec] = 1 << hit[0]
 
-    def _add_checked(
-        self, patterns: tuple[Pattern, ...], hit: Hit, left_word: bool, right_word: bool
-    ) -> None:
+    def _add_checked(self, patterns: tuple[Pattern, ...], hit: Hit, start: int) -> None:
+        """A find of a literal whose leaves take it differently (``start`` in ``joined``)."""
+        joined = self.joined
+        end = start + hit[2] - hit[1]
+        left_word = start > 0 and _continues_word(joined[start - 1])
+        right_word = end < len(joined) and _continues_word(joined[end])
         for pattern in patterns:
             if (left_word and pattern.check_left) or (right_word and pattern.check_right):
                 continue
@@ -164,8 +195,12 @@ class Scan:
         key = (term, field)
         hits = self._lazy.get(key)
         if hits is None:
-            found = self.ruleset.matchers[term].finditer(self.texts[field])
-            hits = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
+            text, needle = self.texts[field], self.ruleset.needles[term]
+            if needle and needle not in text:  # no match can lack it: skip the search
+                hits = []
+            else:
+                found = self.ruleset.matchers[term].finditer(text)
+                hits = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
             self._lazy[key] = hits
         return hits
 
@@ -296,24 +331,27 @@ def explain(scan: Scan, compiled: CompiledRule) -> Match:
     branches (for a proximity, in the fields where it holds), in rule order."""
     found: Found = {}
     plan = compiled.evidence_plan
-    if compiled.evidence_index is not None:  # literals only: visit the plan where found
-        index, bits = compiled.evidence_index, scan.found
-        positions = sorted(p for term in index.keys() & bits.keys() for p in index[term])
-        _plan_evidence(scan, [plan[p] for p in positions], found)
+    index = compiled.evidence_index
+    if index is not None:  # literals only: visit the plan where the terms found sit
+        positions = [p for term in scan.found if (at := index.get(term)) for p in at]
+        positions.sort()
+        hits = scan.hits
+        for position in positions:
+            term, written, mask = plan[position]  # type: ignore[misc]
+            for field, start, end in hits[term]:
+                if (1 << field) & mask:
+                    found[written, field, start, end] = None
     else:
         _plan_evidence(scan, plan, found)
-    rule = compiled.rule
-    return Match(
-        rule.id,
-        rule.title,
-        rule.tier,
-        tuple(dict.fromkeys([key[0] for key in found])),
-        rule.labels,
-        tuple(
-            Evidence(written, FIELDS[field], start, end)
-            for written, field, start, end in islice(found, MAX_EVIDENCE)
-        ),
-    )
+    rule_id, title, tier, labels = compiled.header
+    evidence = [
+        Evidence(written, FIELDS[field], start, end)
+        for written, field, start, end in (
+            islice(found, MAX_EVIDENCE) if len(found) > MAX_EVIDENCE else found
+        )
+    ]
+    matched = tuple(dict.fromkeys([key[0] for key in found]))
+    return Match(rule_id, title, tier, matched, labels, tuple(evidence))
 
 
 def _plan_evidence(
@@ -354,32 +392,84 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     """
     scan = Scan(ruleset, doc)
     candidates = scan.triggered  # the rules some literal found makes candidates
-    candidates.update(ruleset.always_candidates)
+    if ruleset.always_candidates:
+        candidates.update(ruleset.always_candidates)
+    if not candidates:
+        return []
     rules = ruleset.compiled
-    return [
-        explain(scan, rules[position])
-        for position in sorted(candidates)  # disabled rules are never candidates
-        if _fires_on(rules[position], scan)
-    ]
+    return [explain(scan, rules[position]) for position in _firing(ruleset, scan, candidates)]
+
+
+def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
+    """The candidate rules that fire, in rule order. Most are decided by bits (see
+    :class:`~mastwatch.rules.compile.BranchBits`) or by their packed literal conditions
+    (see ``RuleSet.quick``), both checked here inline."""
+    quick, found_in = ruleset.quick, scan.found_in
+    branch = ruleset.branch_bits
+    kinds = branch.kinds
+    common = -1  # the bits of the terms found, once asked for
+    out = []
+    for position in sorted(candidates):  # disabled rules are never candidates
+        if kinds[position]:
+            if common < 0:
+                common = _common_bits(scan, branch.bit_of)
+            need = branch.required[position]
+            if not (need and not common & need) and not common & branch.banned[position]:
+                out.append(position)
+            continue
+        check = quick[position]
+        if check is not None:
+            mask, bits, need, banned, decided = check
+            got = 0
+            for term in found_in(mask):  # a few terms per item
+                got |= bits.get(term, 0)
+            if got & need != need or got & banned:
+                continue
+            if decided:
+                out.append(position)
+                continue
+        if _fires_on(ruleset.compiled[position], scan):
+            out.append(position)
+    return out
+
+
+def _common_bits(scan: Scan, bit_of: Mapping[int, int]) -> int:
+    """The bits (see BranchBits) of the terms found anywhere the automaton scanned."""
+    bits = 0
+    for term in scan.found:
+        bits |= bit_of.get(term, 0)
+    return bits
 
 
 def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
     """Whether a candidate rule fires: its literal conditions first (see
     :func:`~mastwatch.rules.compile._literal_conditions`), then the rest of its tree."""
-    found_in = scan.found_in
-    for mask, group in compiled.requires:
-        if group.isdisjoint(found_in(mask)):
+    packed = compiled.packed
+    if packed is not None:
+        mask, bits, need, banned = packed
+        got = 0
+        for term in scan.found_in(mask):  # a few terms per item
+            got |= bits.get(term, 0)
+        if got & need != need or got & banned:
             return False
-    for mask, group in compiled.excludes:
-        if not group.isdisjoint(found_in(mask)):
-            return False
+    elif not _literal_conditions_hold(compiled, scan):
+        return False
     if compiled.filtered and not admits(compiled, scan):
         return False
     if compiled.decided:
         return True
     if compiled.check is None:
         return scan.holds(compiled.tree)
-    return bool(compiled.check(found_in, scan.present, scan.near_holds))
+    return bool(compiled.check(scan.found_in, scan.present, scan.near_holds))
+
+
+def _literal_conditions_hold(compiled: CompiledRule, scan: Scan) -> bool:
+    """The literal conditions group by group (when they do not share one field mask)."""
+    found_in = scan.found_in
+    for mask, group in compiled.requires:
+        if group.isdisjoint(found_in(mask)):
+            return False
+    return all(group.isdisjoint(found_in(mask)) for mask, group in compiled.excludes)
 
 
 def _fires(ruleset: RuleSet, compiled: CompiledRule, doc: Document) -> bool:

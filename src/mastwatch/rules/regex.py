@@ -79,7 +79,7 @@ def _runs(parsed: Any) -> list[str]:
     return runs
 
 
-def required_literal(pattern: str) -> str | None:
+def required_literal(pattern: str, min_length: int = MIN_HINT) -> str | None:
     """A literal (case-folded) that every match of ``pattern`` contains, or None.
 
     Used to let the automaton pick rules with regexes as candidates instead of evaluating
@@ -94,4 +94,4 @@ def required_literal(pattern: str) -> str | None:
         return None
     runs = [run.casefold() for run in _runs(parsed) if len(run.casefold()) == len(run)]
     best = max(runs, key=len, default="")
-    return best if len(best.strip()) >= MIN_HINT else None
+    return best if len(best.strip()) >= min_length else None
