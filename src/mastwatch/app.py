@@ -163,6 +163,7 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     sd: SystemdNotifier = field(default_factory=SystemdNotifier.from_environ)
     web: WebServer | None = field(default=None, init=False)  # while run_forever runs
+    ha: bool = field(default=False, init=False)  # PostgreSQL store: replicas (set on entry)
     # config and rules the caller already loaded from config_path (the CLI does, to set up
     # logging), so a start does not read and compile them twice; reloads read the files
     _loaded: tuple[Config, RuleSet] | None = None
