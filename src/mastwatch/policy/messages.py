@@ -128,7 +128,7 @@ def make_senders(notifiers: Mapping[str, object]) -> dict[str, Sender]:
     if isinstance(slack, SlackNotifier):
 
         async def send_slack(message: Message) -> None:
-            await slack._post_api(message.target, slack_blocks(message))
+            await slack.post(message.target, slack_blocks(message))
 
         senders["slack"] = send_slack
     return senders
