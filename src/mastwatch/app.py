@@ -353,7 +353,11 @@ class Daemon:
         messages.add_done_callback(self._supervise)
         watchdog = self._start_watchdog()
         rules_watch = asyncio.create_task(
-            watch_rules(lambda: self.config.resolve(self.config.rules.dir), self._rules_changed),
+            watch_rules(
+                lambda: self.config.resolve(self.config.rules.dir),
+                self._rules_changed,
+                lambda: self.config.rules.watch_interval,
+            ),
             name="rules-watcher",
         )
         rules_watch.add_done_callback(self._supervise)

@@ -103,6 +103,8 @@ class HaConfig(_Model):
 
 class RulesConfig(_Model):
     dir: Path = Path("rules")
+    # how often the directory is checked for edited, added or removed rule files
+    watch_interval: Seconds = Field(2.0, ge=0.1)
 
 
 class HttpConfig(_Model):
