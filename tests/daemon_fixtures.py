@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mastwatch.app import Daemon
-from mastwatch.model import Delivery, SourceState
+from mastwatch.model import Alert, Delivery, DigestEntry, Item, PollResult, SourceState
 from mastwatch.testing.feeds import FeedServer
 from mastwatch.testing.slack import LocalSlackServer
 from mastwatch.testing.smtp import LocalSMTPServer
@@ -114,3 +115,36 @@ async def delivery_rows(daemon: Daemon) -> list[Delivery]:
         return list(await daemon.store.delivery_rows())
     finally:
         await daemon.store.close()
+
+
+QUEUED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)  # inside the 2 March morning digest's period
+
+
+def digest_poll(source_id: str, *titles: str, at: datetime = QUEUED) -> PollResult:
+    """A poll result that queues one `tariffs` alert per title for the "morning" digest."""
+    items = tuple(
+        Item(source_id=source_id, key=f"guid:{t}", title=t, link=f"https://ex.org/{n}")
+        for n, t in enumerate(titles)
+    )
+    entries = tuple(
+        DigestEntry(
+            Alert(
+                id=Alert.make_id(source_id, item.key, "tariffs"),
+                rule_id="tariffs",
+                rule_title="Tariffs",
+                tier="digest",
+                source_id=source_id,
+                source_name=f"Feed {source_id}",
+                item_key=item.key,
+                title=item.title,
+                link=item.link,
+                summary="",
+                matched=("tariff",),
+                published=None,
+                created_at=at,
+            ),
+            "morning",
+        )
+        for item in items
+    )
+    return PollResult(state=SourceState(source_id), items=items, digest_entries=entries)

@@ -67,6 +67,36 @@ def load_everything(path: Path) -> tuple[Config, RuleSet]:
     return config, rules
 
 
+# Sections read once, at start-up (they build the store, sessions, notifiers, worker pool,
+# web server and logging): a reload keeps their running values and says so.
+RESTART_ONLY_SECTIONS = (
+    "store",
+    "ha",
+    "web",
+    "performance",
+    "http",
+    "slack",
+    "email",
+    "delivery",
+    "log",
+)
+
+
+def keep_restart_only(new: Config, running: Config) -> Config:
+    """``new`` with the running values of every restart-only section it changes."""
+    changed = [
+        name for name in RESTART_ONLY_SECTIONS if getattr(new, name) != getattr(running, name)
+    ]
+    if not changed:
+        return new
+    log.warning(
+        "reload_restart_needed",
+        sections=changed,
+        hint="these sections apply at the next start; their running values are kept",
+    )
+    return new.model_copy(update={name: getattr(running, name) for name in changed})
+
+
 def fetch_settings(config: Config) -> FetchSettings:
     http = config.http
     settings = FetchSettings(
@@ -323,7 +353,11 @@ class Daemon:
         messages.add_done_callback(self._supervise)
         watchdog = self._start_watchdog()
         rules_watch = asyncio.create_task(
-            watch_rules(lambda: self.config.resolve(self.config.rules.dir), self._rules_changed),
+            watch_rules(
+                lambda: self.config.resolve(self.config.rules.dir),
+                self._rules_changed,
+                lambda: self.config.rules.watch_interval,
+            ),
             name="rules-watcher",
         )
         rules_watch.add_done_callback(self._supervise)
@@ -450,9 +484,7 @@ class Daemon:
             )
             await self._reload_notice(list(problems))
             return False
-        if config.store != self.config.store:
-            log.warning("reload_store_change_ignored", hint="restart to change the store")
-            config = config.model_copy(update={"store": self.config.store})
+        config = keep_restart_only(config, self.config)
         old_hash = self.ruleset.content_hash
         changes = diff_rulesets(self.ruleset, ruleset)
         self.config, self.ruleset = config, ruleset

@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from mastwatch.errors import ConfigError
 from mastwatch.model import DEFAULT_TIERS
@@ -102,6 +103,8 @@ class HaConfig(_Model):
 
 class RulesConfig(_Model):
     dir: Path = Path("rules")
+    # how often the directory is checked for edited, added or removed rule files
+    watch_interval: Seconds = Field(2.0, ge=0.1)
 
 
 class HttpConfig(_Model):
@@ -303,6 +306,9 @@ class EmailConfig(_Model):
     timeout: Seconds = 30.0
 
 
+_EMPTY_PAGE = LexborHTMLParser("<html></html>")  # to check selectors against
+
+
 class PageConfig(_Model):
     """CSS selectors that turn an HTML list page into items (``kind = "page"``)."""
 
@@ -313,6 +319,17 @@ class PageConfig(_Model):
     summary: str | None = None
     # links are resolved against the fetched URL, or this one (for file: snapshots)
     base_url: str | None = None
+
+    @field_validator("item", "title", "link", "date", "summary")
+    @classmethod
+    def _parses_as_css(cls, selector: str | None) -> str | None:
+        """A selector lexbor cannot parse would fail on every poll: refuse it at load."""
+        if selector is not None:
+            try:
+                _EMPTY_PAGE.css(selector)
+            except SelectolaxError:
+                raise ValueError(f"not a CSS selector lexbor can parse: {selector!r}") from None
+        return selector
 
 
 class SourceConfig(_Model):

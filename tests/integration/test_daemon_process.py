@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -13,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from daemon_fixtures import SLACK_TOKEN, Servers, write_config
+from daemon_fixtures import Servers, write_config
+from daemon_process import DaemonProcess
 from mastwatch.testing.feeds import rss
 
 pytestmark = pytest.mark.slow
@@ -21,60 +20,6 @@ pytestmark = pytest.mark.slow
 
 def _item(n: int, title: str) -> dict[str, Any]:
     return {"title": title, "guid": f"item-{n}", "link": f"https://news.example.org/{n}"}
-
-
-class DaemonProcess:
-    """``mastwatch run`` in a subprocess, its JSON log lines collected as they come."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.events: list[dict[str, Any]] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        env = {**os.environ, "MASTWATCH_SLACK_TOKEN": SLACK_TOKEN}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mastwatch.cli", "run", "--config", str(self.config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )  # fmt: skip
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            try:
-                self.events.append(json.loads(line))
-            except json.JSONDecodeError:
-                self.events.append({"event": "raw", "line": line.decode(errors="replace")})
-
-    def names(self) -> list[str]:
-        return [str(e.get("event")) for e in self.events]
-
-    async def wait_event(self, name: str, count: int = 1, timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self.names().count(name) < count:
-                await asyncio.sleep(0.05)
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    async def wait_exit(self, timeout: float = 20.0) -> int:
-        assert self.proc is not None and self._reader is not None
-        async with asyncio.timeout(timeout):
-            code = await self.proc.wait()
-            await self._reader
-        return code
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
 
 
 @pytest.fixture
@@ -110,7 +55,7 @@ async def test_polls_on_schedule_reloads_and_stops_cleanly(
     (tmp_path / "rules" / "broken.yaml").write_text("id: broken\ntitle: x\ntier: nope\n")
     daemon.signal(signal.SIGHUP)
     await daemon.wait_event("reload_rejected")
-    rejected = next(e for e in daemon.events if e["event"] == "reload_rejected")
+    rejected = daemon.event("reload_rejected")
     assert any("broken.yaml" in p and "nope" in p for p in rejected["problems"])
 
     servers.feeds.update_feed(

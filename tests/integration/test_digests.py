@@ -12,9 +12,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from daemon_fixtures import Servers, source, write_config
+from daemon_fixtures import Servers, digest_poll, source, write_config
 from mastwatch.app import Daemon
-from mastwatch.model import Alert, DigestEntry, Item, PollResult, SourceState
 from mastwatch.testing.feeds import rss
 
 # 07:00 Asia/Tokyo is 22:00 UTC the day before
@@ -38,44 +37,15 @@ def digest_config(
     return path
 
 
-def poll_with_entries(source_id: str, *titles: str) -> PollResult:
-    items = tuple(
-        Item(source_id=source_id, key=f"guid:{t}", title=t, link=f"https://ex.org/{n}")
-        for n, t in enumerate(titles)
-    )
-    entries = tuple(
-        DigestEntry(
-            Alert(
-                id=Alert.make_id(source_id, item.key, "tariffs"),
-                rule_id="tariffs",
-                rule_title="Tariffs",
-                tier="digest",
-                source_id=source_id,
-                source_name=f"Feed {source_id}",
-                item_key=item.key,
-                title=item.title,
-                link=item.link,
-                summary="",
-                matched=("tariff",),
-                published=None,
-                created_at=QUEUED_1,
-            ),
-            "morning",
-        )
-        for item in items
-    )
-    return PollResult(state=SourceState(source_id), items=items, digest_entries=entries)
-
-
 async def test_the_digest_arrives_once_per_period_also_after_a_restart(
     tmp_path: Path, servers: Servers
 ) -> None:
     config = digest_config(tmp_path, servers)
     async with Daemon(config) as daemon:
         await daemon.store.commit_poll(
-            poll_with_entries("wire", "Tariff <talks> resume", "Tariff deal near"), QUEUED_1
+            digest_poll("wire", "Tariff <talks> resume", "Tariff deal near"), QUEUED_1
         )
-        await daemon.store.commit_poll(poll_with_entries("nhk", "関税協議が再開"), QUEUED_2)
+        await daemon.store.commit_poll(digest_poll("nhk", "関税協議が再開"), QUEUED_2)
         assert await daemon.send_digest("morning", MORNING_1) == 2  # the 3 March entry waits
         await daemon.messages.drain(15)
 
@@ -199,7 +169,7 @@ async def test_a_digest_missed_while_down_is_sent_at_start_once(
     for attempt in range(2):  # a start, then a restart: the period is claimed once
         async with Daemon(config) as daemon:
             if attempt == 0:
-                await daemon.store.commit_poll(poll_with_entries("wire", "Missed"), long_ago)
+                await daemon.store.commit_poll(digest_poll("wire", "Missed"), long_ago)
             send = daemon.send_digest
 
             async def counted(digest_id: str, send: Any = send) -> int:

@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from daemon_fixtures import Servers, run_once, source, write_config
+from daemon_fixtures import Servers, digest_poll, run_once, source, write_config
 from mastwatch.app import Daemon
 from mastwatch.cli import main
-from mastwatch.model import Alert, DigestEntry, Item, PollResult, SourceState
 from mastwatch.store.postgres import PostgresStore
 from mastwatch.testing.feeds import rss
 from pg_fixtures import fresh_database
@@ -72,35 +71,6 @@ async def test_a_story_threads_and_escalates_across_replicas(
     assert [r.source_id for r in story.reports] == ["nhk", "reuters", "kyodo"]
 
 
-def _digest_poll(source_id: str, *titles: str) -> PollResult:
-    items = tuple(
-        Item(source_id=source_id, key=f"guid:{t}", title=t, link=f"https://ex.org/{n}")
-        for n, t in enumerate(titles)
-    )
-    entries = tuple(
-        DigestEntry(
-            Alert(
-                id=Alert.make_id(source_id, item.key, "tariffs"),
-                rule_id="tariffs",
-                rule_title="Tariffs",
-                tier="digest",
-                source_id=source_id,
-                source_name=f"Feed {source_id}",
-                item_key=item.key,
-                title=item.title,
-                link=item.link,
-                summary="",
-                matched=("tariff",),
-                published=None,
-                created_at=QUEUED,
-            ),
-            "morning",
-        )
-        for item in items
-    )
-    return PollResult(state=SourceState(source_id), items=items, digest_entries=entries)
-
-
 async def test_two_live_replicas_send_one_digest_per_period(
     tmp_path: Path, servers: Servers, pg_url: str
 ) -> None:
@@ -112,8 +82,8 @@ async def test_two_live_replicas_send_one_digest_per_period(
         )
     async with Daemon(config) as first, Daemon(config) as second:
         assert first.replica_id != second.replica_id
-        await first.store.commit_poll(_digest_poll("wire", "Tariff talks resume"), QUEUED)
-        await second.store.commit_poll(_digest_poll("nhk", "関税協議が再開"), QUEUED)
+        await first.store.commit_poll(digest_poll("wire", "Tariff talks resume"), QUEUED)
+        await second.store.commit_poll(digest_poll("nhk", "関税協議が再開"), QUEUED)
         sent = await asyncio.gather(
             first.send_digest("morning", MORNING), second.send_digest("morning", MORNING)
         )

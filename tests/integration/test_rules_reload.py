@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_daemon_process import DaemonProcess
 
 from daemon_fixtures import RULES, Servers, write_config
+from daemon_process import DaemonProcess
 from mastwatch.testing.feeds import rss
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ async def test_rule_file_edits_apply_without_restart_and_broken_ones_are_refused
         # a new rule is written to the watched directory: no signal, yet it is applied
         rules_file.write_text(RULES + YEN_RULE, encoding="utf-8")
         await daemon.wait_event("reload_applied")
-        applied = next(e for e in daemon.events if e["event"] == "reload_applied")
+        applied = daemon.event("reload_applied")
         assert applied["rules_added"] == ["yen-moves"]
         assert applied["rules_removed"] == applied["rules_changed"] == []
         items.insert(0, _item(2, "Yen falls 2% against the dollar"))
@@ -54,7 +54,7 @@ async def test_rule_file_edits_apply_without_restart_and_broken_ones_are_refused
         # the file is broken: the reload is refused and the running rules keep matching
         rules_file.write_text(RULES + YEN_RULE + "- id: [unclosed\n", encoding="utf-8")
         await daemon.wait_event("reload_rejected")
-        rejected = next(e for e in daemon.events if e["event"] == "reload_rejected")
+        rejected = daemon.event("reload_rejected")
         assert any("rules.yaml:" in problem for problem in rejected["problems"])
         items.insert(0, _item(3, "Yen rebounds 1.5% after intervention"))
         servers.feeds.update_feed("/wire.xml", rss(items))

@@ -12,8 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from mastwatch.errors import PermanentDeliveryError, RetryableDeliveryError
-from mastwatch.model import Alert, Delivery
+from mastwatch.model import Alert, Delivery, Message
 from mastwatch.notify.slack import SlackNotifier
+from mastwatch.policy.messages import slack_blocks
 from mastwatch.testing.slack import LocalSlackServer
 
 TOKEN = "xoxb-test-0000-secret"
@@ -338,3 +339,24 @@ def test_exactly_one_of_token_or_webhook_is_required() -> None:
         SlackNotifier()
     with pytest.raises(ValueError, match="exactly one"):
         SlackNotifier(token=TOKEN, webhook_url="http://127.0.0.1/hook")
+
+
+# --- pre-rendered messages (digests, operator notices) ------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["token", "webhook"])
+async def test_a_digest_message_goes_out_by_token_or_webhook(
+    slack: LocalSlackServer,
+    notifier: SlackNotifier,
+    make_notifier: Callable[..., SlackNotifier],
+    mode: str,
+) -> None:
+    sender = notifier if mode == "token" else make_notifier(webhook_url=slack.webhook_url)
+    message = Message("digest", "digest:m:1", "slack", "#research", "Morning", "• <!here> *x*")
+    await sender.post("#research", slack_blocks(message))
+    (received,) = await slack.wait_for(1)
+    assert received.endpoint == ("webhook" if mode == "webhook" else "chat.postMessage")
+    assert received.blocks is not None
+    assert received.blocks[1]["text"] == {"type": "plain_text", "text": "• <!here> *x*"}
+    assert received.text is not None
+    assert "<!here>" not in received.text

@@ -137,15 +137,15 @@ async def _ctrl_c(daemon: DaemonProcess, workers: list[int], servers: Servers) -
         os.kill(pid, signal.SIGINT)
     await asyncio.sleep(0.3)
     assert all(alive(pid) for pid in workers)  # ignored: the daemon decides
-    polled = daemon.events().count("source_polled")
+    polled = daemon.names().count("source_polled")
     servers.feeds.update_feed("/wire.xml", rss([{"title": "More tariff news", "guid": "g2"}]))
     async with asyncio.timeout(10):  # polls go on, parsed by the same workers
-        while daemon.events().count("source_polled") == polled:
+        while daemon.names().count("source_polled") == polled:
             await asyncio.sleep(0.05)
     daemon.proc.send_signal(signal.SIGINT)
     async with asyncio.timeout(20):
         assert await daemon.proc.wait() == 0
-    assert "source_poll_crashed" not in daemon.events()
+    assert "source_poll_crashed" not in daemon.names()
     assert await gone(workers) == []
 
 

@@ -27,7 +27,7 @@ ITEMS = [
 async def _run_until(daemon: DaemonProcess, event: str, count: int) -> None:
     await daemon.start()
     async with asyncio.timeout(30):
-        while daemon.events().count(event) < count:
+        while daemon.names().count(event) < count:
             await asyncio.sleep(0.05)
     assert await daemon.stop() == 0
 
@@ -62,7 +62,7 @@ async def test_no_secret_appears_in_any_log_line(tmp_path: Path, servers: Server
 
     output = first.lines + second.lines
     assert len(output) > 20
-    assert "delivery_retry" in second.events()
+    assert "delivery_retry" in second.names()
     leaked = [line for line in output for secret in (TOKEN, PASSWORD, webhook) if secret in line]
     assert leaked == []
     webhook_path = webhook.split("/services/", 1)[1]

@@ -171,6 +171,28 @@ def test_duplicate_source_ids_are_a_problem_on_their_own(tmp_path: Path) -> None
     assert problems_of(path) == [f"{path}: sources: id 'wire' is used by 3 sources"]
 
 
+def test_page_selectors_that_do_not_parse_are_refused_at_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[sources]]
+id = "meti"
+kind = "page"
+url = "https://www.meti.go.jp/press/index.html"
+[sources.page]
+item = "ul >> li"
+title = "a"
+link = "a"
+date = "span:nth-child("
+""",
+    )
+
+    assert problems_of(path) == [
+        f"{path}: sources[0].page.item: not a CSS selector lexbor can parse: 'ul >> li'",
+        f"{path}: sources[0].page.date: not a CSS selector lexbor can parse: 'span:nth-child('",
+    ]
+
+
 def test_cross_checks_name_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, '[slack]\nmention_tiers = ["critical", "urgent"]\n')
 

@@ -19,12 +19,38 @@ HOSTILE = "<!channel> <https://evil.example|click> & co"
 ALERT = replace(cand("nhk", HOSTILE, link="https://n.example/a").alert)
 
 
-def test_reply_names_the_new_source_and_escapes() -> None:
-    message = slack_reply(ALERT, {"source": "Reuters <@U1>"})
+EMPHASIS = "*bold* _it_ ~gone~ `code`"
+
+
+def _mrkdwn_texts(blocks: list[dict[str, object]]) -> list[str]:
+    """Every mrkdwn text object in ``blocks`` (where Slack would interpret markup)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(str(node["text"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return found
+
+
+def test_reply_names_the_new_source_and_keeps_feed_text_plain() -> None:
+    alert = replace(ALERT, title=f"{HOSTILE} {EMPHASIS}")
+    message = slack_reply(alert, {"source": "Reuters <@U1>"})
     assert message.text.startswith("Also reported by *Reuters &lt;@U1&gt;*: ")
-    assert "&lt;!channel&gt;" in message.text
     assert "<!channel>" not in message.text
-    assert "<https://n.example/a|" in message.text
+    lead, section = message.blocks
+    assert _mrkdwn_texts([lead]) == ["Also reported by *Reuters &lt;@U1&gt;*:"]
+    assert section["text"]["type"] == "plain_text"
+    assert EMPHASIS in section["text"]["text"]
+    assert section["accessory"]["url"] == "https://n.example/a"
+    assert not any(EMPHASIS in text or "channel" in text for text in _mrkdwn_texts(message.blocks))
 
 
 def test_update_shows_the_sources_tier_and_escalation() -> None:
@@ -49,21 +75,39 @@ def test_escalation_mentions_only_when_the_new_tier_does() -> None:
     assert not slack_escalation(info, mention=False).text.startswith("<!here>")
 
 
-def test_summary_lists_items_with_safe_links() -> None:
+def test_summary_lists_items_as_plain_text_with_safe_links() -> None:
     info = {
         "rule": "Tariffs",
         "hour": "2026-11-24T03",
         "count": 3,
         "items": [
-            {"title": HOSTILE, "link": "javascript:alert(1)", "source": "A"},
+            {"title": f"{HOSTILE} {EMPHASIS}", "link": "javascript:alert(1)", "source": "A"},
             {"title": "Fine", "link": "https://ok.example/x", "source": "B"},
         ],
     }
     message = slack_summary(info)
-    assert message.text.startswith("*3 more alerts of rule Tariffs in the hour 2026-11-24T03")
+    assert message.text.startswith("3 more alerts of rule Tariffs in the hour 2026-11-24T03")
     assert "javascript:" not in message.text
-    assert "• <https://ok.example/x|Fine> (B)" in message.text
     assert "&lt;!channel&gt;" in message.text
+    head, hostile, fine = message.blocks
+    assert head["text"]["type"] == "mrkdwn"
+    assert hostile["text"] == {
+        "type": "plain_text",
+        "text": f"{HOSTILE} {EMPHASIS} (A)",
+        "emoji": False,
+    }
+    assert "accessory" not in hostile  # an unsafe link gets no button
+    assert fine["accessory"]["url"] == "https://ok.example/x"
+    assert not any(EMPHASIS in text or "channel" in text for text in _mrkdwn_texts(message.blocks))
+
+
+def test_summary_caps_its_blocks() -> None:
+    items = [
+        {"title": f"t{n}", "link": f"https://ok.example/{n}", "source": "S"} for n in range(60)
+    ]
+    message = slack_summary({"rule": "R", "hour": "h", "count": 60, "items": items})
+    assert len(message.blocks) <= 50
+    assert message.blocks[-1]["elements"][0]["text"] == "… and 20 more"
 
 
 def test_plain_forms_for_email_and_console() -> None:

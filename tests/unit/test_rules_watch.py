@@ -30,7 +30,7 @@ async def test_watch_calls_back_once_per_settled_change(tmp_path: Path) -> None:
     async def on_change() -> None:
         changes.append(len(changes))
 
-    task = asyncio.create_task(watch_rules(lambda: tmp_path, on_change, interval=0.05))
+    task = asyncio.create_task(watch_rules(lambda: tmp_path, on_change, interval=lambda: 0.05))
     try:
         await asyncio.sleep(0.2)
         assert changes == []  # nothing changed yet

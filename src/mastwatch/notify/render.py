@@ -168,12 +168,6 @@ def _facts(alert: Alert) -> list[tuple[str, str]]:
 # --- Slack ---------------------------------------------------------------------------
 
 
-def _slack_title_line(alert: Alert) -> str:
-    title = slack_escape(truncate(_title(alert), TITLE_MAX))
-    url = safe_url(alert.link)
-    return f"*<{url}|{title}>*" if url else f"*{title}*"
-
-
 def _slack_section(alert: Alert) -> dict[str, Any]:
     """The feed's words (title, summary) as ``plain_text``, which Slack shows literally: no
     mention, link or emphasis (``*``, ``_``, ``~``, `` ` ``) written in a feed comes alive.
@@ -182,6 +176,11 @@ def _slack_section(alert: Alert) -> dict[str, Any]:
     summary = short_summary(alert)
     if summary:
         text += "\n" + summary
+    return _plain_section(text, alert.link)
+
+
+def _plain_section(text: str, link: str | None) -> dict[str, Any]:
+    """A section of feed text as ``plain_text`` with, for a safe link, an "Open" button."""
     block: dict[str, Any] = {
         "type": "section",
         "text": {
@@ -190,7 +189,7 @@ def _slack_section(alert: Alert) -> dict[str, Any]:
             "emoji": False,
         },
     }
-    url = safe_url(alert.link)
+    url = safe_url(link)
     if url:
         block["accessory"] = {
             "type": "button",
@@ -345,10 +344,16 @@ def slack_update(alert: Alert, info: Mapping[str, Any], *, mention: bool) -> Sla
 
 
 def slack_reply(alert: Alert, info: Mapping[str, Any]) -> SlackMessage:
-    """``Also reported by <source>: <title>`` in the story's thread."""
+    """``Also reported by <source>:`` in the story's thread, then the feed's title as
+    ``plain_text`` (inert, as in the parent) with the item's link on a button."""
     source = slack_escape(clean_line(str(info.get("source") or alert.source_name)))
-    text = cap_mrkdwn(f"Also reported by *{source}*: {_slack_title_line(alert)}", 3000)
-    return SlackMessage(text=text, blocks=[_mrkdwn_section(text)])
+    title = truncate(_title(alert), TITLE_MAX)
+    lead = f"Also reported by *{source}*:"
+    blocks = [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": cap_mrkdwn(lead, 3000)}]},
+        _plain_section(title, alert.link),
+    ]
+    return SlackMessage(text=cap_mrkdwn(f"{lead} {slack_escape(title)}", 3000), blocks=blocks)
 
 
 def slack_escalation(info: Mapping[str, Any], *, mention: bool) -> SlackMessage:
@@ -379,14 +384,23 @@ def _summary_lines(info: Mapping[str, Any]) -> tuple[str, list[tuple[str, str | 
     return head, rows
 
 
+SLACK_SUMMARY_ROWS = 40  # a message holds at most 50 blocks: one per row, and ours
+
+
 def slack_summary(info: Mapping[str, Any]) -> SlackMessage:
+    """The flood guard's summary: our heading in mrkdwn, then each item's title and source
+    as ``plain_text`` with its link on a button (feed text never becomes mrkdwn)."""
     head, rows = _summary_lines(info)
-    lines = [f"*{slack_escape(head)}*"]
-    for title, url, source in rows:
-        shown = f"<{url}|{slack_escape(title)}>" if url else slack_escape(title)
-        lines.append(f"• {shown} ({slack_escape(source)})")
-    text = cap_mrkdwn("\n".join(lines), SLACK_BLOCK_TEXT_MAX)
-    return SlackMessage(text=text, blocks=[_mrkdwn_section(text)])
+    blocks: list[dict[str, Any]] = [_mrkdwn_section(f"*{slack_escape(head)}*")]
+    blocks += [
+        _plain_section(f"{title} ({source})" if source else title, url)
+        for title, url, source in rows[:SLACK_SUMMARY_ROWS]
+    ]
+    if len(rows) > SLACK_SUMMARY_ROWS:
+        more = f"… and {len(rows) - SLACK_SUMMARY_ROWS} more"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    lines = [slack_escape(head)] + [f"• {slack_escape(title)}" for title, _, _ in rows]
+    return SlackMessage(text=cap_mrkdwn("\n".join(lines), SLACK_TEXT_MAX), blocks=blocks)
 
 
 def _mrkdwn_section(text: str) -> dict[str, Any]:

@@ -261,6 +261,16 @@ class SlackNotifier:
             await self._post_webhook(self._webhook_url, message)
             return None  # a webhook answers "ok", with no message ts
 
+    async def post(self, target: str, message: SlackMessage) -> None:
+        """Post a pre-rendered message (a digest, an operator notice) to ``target``, paced
+        with the alerts to that channel, through the bot token or else the webhook."""
+        async with self._pacer.lock(target):
+            await self._pacer.wait_turn(target)
+            if self._webhook_url is None:
+                await self._post_api(target, message)
+            else:
+                await self._post_webhook(self._webhook_url, message)
+
     def _render(self, delivery: Delivery) -> SlackMessage:
         alert, info = delivery.alert, delivery.info
         mention = alert.tier in self.mention_tiers

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -81,6 +81,39 @@ def slack_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_blocks(message: Message) -> SlackMessage:
+    """A digest or notice for Slack: its subject as a header and its text as a section,
+    both ``plain_text``, so feed titles and error texts inside them stay inert (no
+    mention, link or emphasis comes alive); the notification fallback is escaped."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}}
+    ]
+    blocks += [
+        {"type": "section", "text": {"type": "plain_text", "text": chunk}}
+        for chunk in _chunks(message.text or "-", SLACK_SECTION_MAX, SLACK_MAX_BLOCKS - 1)
+    ]
+    fallback = slack_text(f"{message.subject}\n{message.text}")[:SLACK_SECTION_MAX]
+    return SlackMessage(text=fallback, blocks=blocks)
+
+
+SLACK_SECTION_MAX = 3000  # characters of one section's text
+SLACK_MAX_BLOCKS = 50  # blocks in one message
+
+
+def _chunks(text: str, size: int, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``size`` characters, cut at line ends where possible;
+    at most ``limit`` pieces (a longer text is cut, with a marker, rather than refused)."""
+    pieces: list[str] = []
+    rest = text
+    while rest and len(pieces) < limit:
+        cut = len(rest) if len(rest) <= size else (rest.rfind("\n", 0, size) + 1 or size)
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    if rest:
+        pieces[-1] = pieces[-1][: size - 1] + "…"
+    return pieces
+
+
 def make_senders(notifiers: Mapping[str, object]) -> dict[str, Sender]:
     """A sender per configured channel, reusing the alert notifiers' connections."""
     senders: dict[str, Sender] = {"console": _console}
@@ -95,9 +128,7 @@ def make_senders(notifiers: Mapping[str, object]) -> dict[str, Sender]:
     if isinstance(slack, SlackNotifier):
 
         async def send_slack(message: Message) -> None:
-            text = slack_text(f"*{message.subject}*\n{message.text}")
-            block = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-            await slack._post_api(message.target, SlackMessage(text=text, blocks=[block]))
+            await slack.post(message.target, slack_blocks(message))
 
         senders["slack"] = send_slack
     return senders

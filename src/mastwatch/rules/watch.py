@@ -52,14 +52,15 @@ def fingerprint(directory: Path) -> Fingerprint:
 async def watch_rules(
     directory: Callable[[], Path],
     on_change: Callable[[], Awaitable[object]],
-    interval: float = DEFAULT_INTERVAL,
+    interval: Callable[[], float] = lambda: DEFAULT_INTERVAL,
 ) -> None:
     """Call ``on_change`` whenever the rule files in ``directory()`` change; runs until
-    cancelled. ``directory`` is asked each time, so a reload that moves it is followed."""
+    cancelled. ``directory`` and ``interval`` are asked each time, so a reload that moves
+    the directory or changes the interval is followed."""
     watched = directory()
     last = await asyncio.to_thread(fingerprint, watched)
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval())
         current_dir = directory()
         current = await asyncio.to_thread(fingerprint, current_dir)
         if current_dir != watched:
