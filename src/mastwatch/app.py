@@ -312,14 +312,24 @@ class Daemon:
             self.metrics.poll_failed(source.id, "crash")
             outcome = PollOutcome(source.id, "failed", error=f"{type(exc).__name__}: {exc}")
         self.metrics.poll_finished(outcome, time.monotonic() - started)
-        await self._source_notice(source.id, now)
+        await self._source_notice(outcome, now)
         return outcome
 
-    async def _source_notice(self, source_id: str, now: datetime) -> None:
-        """Raise or clear the "source failing" notice from the state the poll stored."""
+    async def _source_notice(self, outcome: PollOutcome, now: datetime) -> None:
+        """Raise or clear the "source failing" notice from what the poll did."""
+        source_id = outcome.source_id
         try:
-            state = await self.store.get_source_state(source_id)
-            await self.notices.source_polled(source_id, state.error_count, state.last_error, now)
+            if outcome.status in ("ok", "not_modified"):
+                await self.notices.source_polled(source_id, 0, None, now)
+            elif outcome.failures_in_a_row:
+                await self.notices.source_polled(
+                    source_id, outcome.failures_in_a_row, outcome.error, now
+                )
+            elif outcome.status == "failed":  # a crashed poll stored nothing: read it back
+                state = await self.store.get_source_state(source_id)
+                await self.notices.source_polled(
+                    source_id, state.error_count, state.last_error, now
+                )
             # the pipeline's in-memory watch of page selectors (sources/page.py)
             selectors = self.pipeline._empty_selectors.state(source_id)
             if selectors is not None:

@@ -63,6 +63,7 @@ class PollOutcome:
     alerts: int = 0
     deliveries: int = 0
     error: str | None = None
+    failures_in_a_row: int = 0  # after this poll (0 for a success)
 
 
 @dataclass
@@ -320,7 +321,7 @@ class Pipeline:
             retry_in=round(delay, 1),
         )
         status = "disabled" if failure.permanent else "failed"
-        return PollOutcome(source.id, status, error=new_state.last_error)
+        return PollOutcome(source.id, status, error=new_state.last_error, failures_in_a_row=errors)
 
 
 def backoff_delay(

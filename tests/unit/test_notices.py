@@ -9,7 +9,13 @@ import pytest
 
 from mastwatch.config import NoticesConfig
 from mastwatch.model import Message
-from mastwatch.policy.notices import Notice, Notices, notice_messages, source_transition
+from mastwatch.policy.notices import (
+    KNOWN_CLEAR_SECONDS,
+    Notice,
+    Notices,
+    notice_messages,
+    source_transition,
+)
 from mastwatch.sources.page import EmptySelectorWatch, PageSelectors
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -51,6 +57,7 @@ class FakeNoticeStore:
     def __init__(self) -> None:
         self.active: set[str] = set()
         self.sent: list[str] = []
+        self.writes = 0
 
     async def set_notice(
         self,
@@ -60,6 +67,7 @@ class FakeNoticeStore:
         messages: Sequence[Message],
         now: datetime,
     ) -> bool:
+        self.writes += 1
         if (key in self.active) == active:
             return False
         (self.active.add if active else self.active.discard)(key)
@@ -73,6 +81,25 @@ async def test_a_failing_source_is_noticed_once_and_its_recovery_once() -> None:
     for minute, errors in enumerate([1, 2, 3, 4, 5, 0, 0, 1]):
         await notices.source_polled("mof", errors, "HTTP 503", T0 + timedelta(minutes=minute))
     assert store.sent == [
+        "[mastwatch NOTICE] source mof is failing",
+        "[mastwatch RECOVERED] source mof is failing",
+    ]
+
+
+async def test_healthy_polls_do_not_write_to_the_store_each_time() -> None:
+    store = FakeNoticeStore()
+    notices = Notices(store, NoticesConfig(source_failures=1), {"console"})
+    for second in range(10):  # ten healthy polls within the known-clear time: one write
+        await notices.source_polled("mof", 0, None, T0 + timedelta(seconds=second))
+    assert store.writes == 1
+    # another replica raised it meanwhile: once the belief expires, this one clears it
+    store.active.add("source_failing:mof")
+    await notices.source_polled("mof", 0, None, T0 + timedelta(seconds=KNOWN_CLEAR_SECONDS + 1))
+    assert store.active == set()
+    # a failure here forgets the belief at once: failing, then healthy, clears
+    await notices.source_polled("mof", 1, "HTTP 503", T0 + timedelta(seconds=400))
+    await notices.source_polled("mof", 0, None, T0 + timedelta(seconds=401))
+    assert store.sent[-2:] == [
         "[mastwatch NOTICE] source mof is failing",
         "[mastwatch RECOVERED] source mof is failing",
     ]

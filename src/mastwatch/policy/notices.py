@@ -13,8 +13,8 @@ small effectful front the daemon calls.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 import structlog
@@ -89,14 +89,22 @@ class NoticeStore(Protocol):
     ) -> bool: ...
 
 
+# How long this process trusts that a notice it saw clear is still clear. Every healthy poll
+# would otherwise write to the store to "clear" a notice that is not raised; another replica
+# may raise it meanwhile, so the belief expires and the store is asked again.
+KNOWN_CLEAR_SECONDS = 300.0
+
+
 @dataclass
 class Notices:
     store: NoticeStore
     config: NoticesConfig
     available: Collection[str]
+    _known_clear: dict[str, datetime] = field(default_factory=dict)
 
     async def raise_(self, notice: Notice, now: datetime) -> bool:
         """Raise ``notice`` unless it is raised already; True when messages were enqueued."""
+        self._known_clear.pop(notice.key, None)
         messages = notice_messages(
             self.config, notice, recovered=False, now=now, available=self.available
         )
@@ -109,12 +117,16 @@ class Notices:
 
     async def clear(self, notice: Notice, now: datetime) -> bool:
         """Clear ``notice`` if it is raised, telling the receivers it recovered."""
+        until = self._known_clear.get(notice.key)
+        if until is not None and now < until:
+            return False
         messages = notice_messages(
             self.config, notice, recovered=True, now=now, available=self.available
         )
         changed = await self.store.set_notice(
             notice.key, False, (notice.subject, notice.detail), messages, now
         )
+        self._known_clear[notice.key] = now + timedelta(seconds=KNOWN_CLEAR_SECONDS)
         if changed:
             log.info("notice_cleared", key=notice.key)
         return changed
