@@ -181,7 +181,7 @@ async def test_three_replicas_one_killed_alert_exactly_once(
     ]
     # the migrations run once, whichever replica gets the advisory lock first
     await asyncio.gather(*(replica.start() for replica in replicas))
-    await asyncio.gather(*(replica.wait_event("daemon_ready", 30) for replica in replicas))
+    await asyncio.gather(*(replica.wait_event("daemon_ready", timeout=30) for replica in replicas))
 
     start = time.monotonic()
     killed_leases: dict[str, datetime] = {}
