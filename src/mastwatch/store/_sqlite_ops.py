@@ -18,6 +18,7 @@ from typing import Final
 import structlog
 
 from mastwatch.model import Alert, Delivery, DeliveryState, Item, PollResult, Receiver, SourceState
+from mastwatch.store import rows
 from mastwatch.store.base import Replica
 from mastwatch.store.migrate import Migration
 
@@ -326,21 +327,7 @@ def insert_alert(conn: sqlite3.Connection, alert: Alert) -> None:
 
 
 def alert_from_row(row: sqlite3.Row) -> Alert:
-    return Alert(
-        id=row["id"],
-        rule_id=row["rule_id"],
-        rule_title=row["rule_title"],
-        tier=row["tier"],
-        source_id=row["source_id"],
-        source_name=row["source_name"],
-        item_key=row["item_key"],
-        title=row["title"],
-        link=row["link"],
-        summary=row["summary"],
-        matched=tuple(str(term) for term in json.loads(row["matched"])),
-        published=from_text(row["published"]),
-        created_at=required_time(row["created_at"]),
-    )
+    return rows.alert_from_row(row, from_text)  # type: ignore[arg-type]
 
 
 def recent_alerts(conn: sqlite3.Connection, limit: int) -> list[Alert]:

@@ -44,6 +44,7 @@ from mastwatch.model import (
     Story,
 )
 from mastwatch.store import _pg_policy as pgp
+from mastwatch.store import rows
 from mastwatch.store.base import Replica, StoreError
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
@@ -802,21 +803,7 @@ def alert_args(alert: Alert) -> tuple[object, ...]:
 
 
 def alert_from_row(row: Row) -> Alert:
-    return Alert(
-        id=row["id"],
-        rule_id=row["rule_id"],
-        rule_title=row["rule_title"],
-        tier=row["tier"],
-        source_id=row["source_id"],
-        source_name=row["source_name"],
-        item_key=row["item_key"],
-        title=row["title"],
-        link=row["link"],
-        summary=row["summary"],
-        matched=tuple(str(term) for term in json.loads(row["matched"])),
-        published=row["published"],
-        created_at=row["created_at"],
-    )
+    return rows.alert_from_row(row)
 
 
 def delivery_from_row(row: Row) -> Delivery:
