@@ -35,8 +35,8 @@ from mastwatch.config import (
 from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
 from mastwatch.log import redactor, set_replica
-from mastwatch.metrics import Metrics
-from mastwatch.model import Delivery
+from mastwatch.metrics import Metrics, UnservedMetrics
+from mastwatch.model import Delivery, SourceState
 from mastwatch.notify.base import Notifier
 from mastwatch.notify.console import ConsoleNotifier
 from mastwatch.notify.email import EmailNotifier
@@ -255,6 +255,7 @@ class Daemon:
             owner=self.replica_id,
         )
         self.notices = Notices(self.store, self.config.notices, frozenset(self.notifiers))
+        await self.notices.prime(self.clock())
         self.worker.on_settled = self._delivery_notice
         log.info(
             "daemon_started",
@@ -297,16 +298,32 @@ class Daemon:
 
     async def poll_all(self, *, force: bool) -> list[PollOutcome]:
         now = self.clock()
-        polls = [self._poll_safely(s, now, force=force) for s in self.sources]
+        states = await self._states_for_poll_all()
+        polls = [
+            self._poll_safely(s, now, force=force, state=states.get(s.id)) for s in self.sources
+        ]
         return list(await asyncio.gather(*polls))
 
+    async def _states_for_poll_all(self) -> dict[str, SourceState]:
+        """Every stored source state in one query, so polling them all at once does not
+        make one store round trip per source just to read it (HA mode claims each source
+        instead, and the claim returns its state)."""
+        if self.ha:
+            return {}
+        return {state.source_id: state for state in await self.store.list_source_states()}
+
     async def _poll_safely(
-        self, source: SourceConfig, now: datetime, *, force: bool
+        self,
+        source: SourceConfig,
+        now: datetime,
+        *,
+        force: bool,
+        state: SourceState | None = None,
     ) -> PollOutcome:
         """One bad source must never stop the others: any escape is logged and contained."""
         started = time.monotonic()
         try:
-            outcome = await self.pipeline.poll(source, now, force=force)
+            outcome = await self.pipeline.poll(source, now, force=force, state=state)
         except Exception as exc:
             log.exception("source_poll_crashed", source=source.id)
             self.metrics.poll_failed(source.id, "crash")
@@ -647,5 +664,6 @@ class Daemon:
 async def run_daemon(
     config_path: Path, *, once: bool, loaded: tuple[Config, RuleSet] | None = None
 ) -> int:
-    async with Daemon(config_path, _loaded=loaded) as daemon:
+    metrics = UnservedMetrics() if once else Metrics()
+    async with Daemon(config_path, metrics=metrics, _loaded=loaded) as daemon:
         return await (daemon.run_once() if once else daemon.run_forever())

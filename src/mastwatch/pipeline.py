@@ -92,12 +92,22 @@ class Pipeline:
         return self._host_limits.setdefault(host, asyncio.Semaphore(limit))
 
     async def poll(
-        self, source: SourceConfig, now: datetime, *, force: bool = False
+        self,
+        source: SourceConfig,
+        now: datetime,
+        *,
+        force: bool = False,
+        state: SourceState | None = None,
     ) -> PollOutcome:
-        """Poll one source unless its stored next-check time is still ahead (backoff)."""
+        """Poll one source unless its stored next-check time is still ahead (backoff).
+
+        ``state`` is the source's stored state when the caller has just read it (for many
+        sources in one query); a source never stored has none and is read (as fresh) here.
+        """
         if self.leases is not None:
             return await self._poll_leased(self.leases, source, now, force=force)
-        state = await self.store.get_source_state(source.id)
+        if state is None:
+            state = await self.store.get_source_state(source.id)
         if state.disabled:
             return PollOutcome(source.id, "disabled")
         if not force and not self._due(state, now):

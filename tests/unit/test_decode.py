@@ -80,6 +80,16 @@ def test_euc_jp_behind_a_default_latin1_header_is_detected() -> None:
     assert JAPANESE in decoded.text
 
 
+def test_cp932_behind_a_latin1_header_it_does_not_fit_is_still_multibyte() -> None:
+    # cp1252 cannot decode these bytes, and on so short a text charset-normalizer 3.5
+    # ranks a single-byte charset (cp1256) first: the weak label still says "not latin"
+    title = "① 髙島屋 tariff 関税"
+    body = f"<rss><channel><item><title>{title}</title></item></channel></rss>"
+    decoded = decode_document(body.encode("cp932"), http_charset="iso-8859-1")
+    assert decoded.encoding == "cp932"
+    assert title in decoded.text
+
+
 def test_utf16_without_bom_or_label_is_recognised_from_its_first_bytes() -> None:
     for codec in ("utf-16-le", "utf-16-be"):
         decoded = decode_document(xml(JAPANESE, "utf-16").encode(codec))

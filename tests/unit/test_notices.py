@@ -74,6 +74,9 @@ class FakeNoticeStore:
         self.sent += [m.subject for m in messages]
         return True
 
+    async def active_notices(self) -> list[tuple[str, str, datetime]]:
+        return [(key, key, T0) for key in sorted(self.active)]
+
 
 async def test_a_failing_source_is_noticed_once_and_its_recovery_once() -> None:
     store = FakeNoticeStore()
@@ -103,6 +106,26 @@ async def test_healthy_polls_do_not_write_to_the_store_each_time() -> None:
         "[mastwatch NOTICE] source mof is failing",
         "[mastwatch RECOVERED] source mof is failing",
     ]
+
+
+async def test_a_primed_process_writes_only_to_clear_what_is_raised() -> None:
+    store = FakeNoticeStore()
+    store.active.add("source_failing:mof")
+    notices = Notices(store, NoticesConfig(source_failures=1), {"console"})
+    await notices.prime(T0)
+    for source in ("mof", "meti", "ustr"):  # the first healthy poll of each, fresh process
+        await notices.source_polled(source, 0, None, T0 + timedelta(seconds=1))
+    assert store.writes == 1  # only the raised one was cleared
+    assert store.sent == ["[mastwatch RECOVERED] source mof is failing"]
+    # raised here after priming: its clear must reach the store
+    await notices.source_polled("meti", 1, "HTTP 503", T0 + timedelta(seconds=2))
+    await notices.source_polled("meti", 0, None, T0 + timedelta(seconds=3))
+    assert store.sent[-1] == "[mastwatch RECOVERED] source meti is failing"
+    # raised by another replica after priming: asked again once the belief expires
+    store.active.add("source_failing:ustr")
+    late = T0 + timedelta(seconds=KNOWN_CLEAR_SECONDS + 1)
+    await notices.source_polled("ustr", 0, None, late)
+    assert store.active == set()
 
 
 def test_selector_watch_state_for_the_notice() -> None:

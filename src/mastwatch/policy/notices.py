@@ -88,6 +88,8 @@ class NoticeStore(Protocol):
         now: datetime,
     ) -> bool: ...
 
+    async def active_notices(self) -> list[tuple[str, str, datetime]]: ...
+
 
 # How long this process trusts that a notice it saw clear is still clear. Every healthy poll
 # would otherwise write to the store to "clear" a notice that is not raised; another replica
@@ -101,10 +103,22 @@ class Notices:
     config: NoticesConfig
     available: Collection[str]
     _known_clear: dict[str, datetime] = field(default_factory=dict)
+    # From prime(): the notices raised at start-up, and until when every other key may be
+    # taken as clear (the same trust as _known_clear, for keys not yet seen in this process)
+    _raised_at_prime: set[str] = field(default_factory=set)
+    _primed_until: datetime | None = None
+
+    async def prime(self, now: datetime) -> None:
+        """Read which notices are raised, once, so the first healthy poll of each source in
+        a fresh process (every poll of ``run --once``) writes nothing to "clear" a notice
+        that is not raised: one query instead of a write per source."""
+        self._raised_at_prime = {key for key, _, _ in await self.store.active_notices()}
+        self._primed_until = now + timedelta(seconds=KNOWN_CLEAR_SECONDS)
 
     async def raise_(self, notice: Notice, now: datetime) -> bool:
         """Raise ``notice`` unless it is raised already; True when messages were enqueued."""
         self._known_clear.pop(notice.key, None)
+        self._raised_at_prime.add(notice.key)  # from now on its clear must reach the store
         messages = notice_messages(
             self.config, notice, recovered=False, now=now, available=self.available
         )
@@ -117,8 +131,7 @@ class Notices:
 
     async def clear(self, notice: Notice, now: datetime) -> bool:
         """Clear ``notice`` if it is raised, telling the receivers it recovered."""
-        until = self._known_clear.get(notice.key)
-        if until is not None and now < until:
+        if self._believed_clear(notice.key, now):
             return False
         messages = notice_messages(
             self.config, notice, recovered=True, now=now, available=self.available
@@ -130,6 +143,13 @@ class Notices:
         if changed:
             log.info("notice_cleared", key=notice.key)
         return changed
+
+    def _believed_clear(self, key: str, now: datetime) -> bool:
+        until = self._known_clear.get(key)
+        if until is not None:
+            return now < until
+        primed = self._primed_until is not None and now < self._primed_until
+        return primed and key not in self._raised_at_prime
 
     async def source_polled(
         self, source_id: str, error_count: int, last_error: str | None, now: datetime

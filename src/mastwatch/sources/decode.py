@@ -15,7 +15,7 @@ Two refinements keep labels from producing mojibake: a body that is valid UTF-8 
 non-ASCII bytes is UTF-8 whatever a legacy label says (that never happens by accident in text
 of any length), and a label for a single-byte charset that accepts every byte (latin-1,
 cp1252) is weak evidence, so a later label that decodes cleanly, or a multi-byte charset that
-detection finds, wins over it.
+detection finds, wins over it (also when the bytes do not even fit the weak label).
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ def decode_document(
     utf8_text = _strict_decode(body, "utf-8")
     utf8_is_proof = utf8_text is not None and not body.isascii()
     weak: Decoded | None = None
+    weak_label = False  # a latin-1-like label, even one these bytes do not fit
     for label, method in _candidate_labels(body, http_charset, content_type):
+        weak_label = weak_label or _is_weak(label)
         decoded = _decode_label(body, label, method)
         if decoded is None:
             continue
@@ -134,7 +136,17 @@ def decode_document(
         return _prefer_multibyte_detection(body) or weak
     if utf8_text is not None:
         return Decoded(utf8_text, "utf-8", "utf-8")
-    return _detect(body) or Decoded(body.decode("cp1252", "replace"), "cp1252", "fallback")
+    multibyte = _prefer_multibyte_detection(body) if weak_label else None
+    return (
+        multibyte
+        or _detect(body)
+        or Decoded(body.decode("cp1252", "replace"), "cp1252", "fallback")
+    )
+
+
+def _is_weak(label: str) -> bool:
+    codec = resolve_codec(label)
+    return codec is not None and codec.replace("_", "-") in _WEAK_CODECS
 
 
 def to_utf8_xml(
@@ -224,14 +236,19 @@ def _prefer_multibyte_detection(body: bytes) -> Decoded | None:
     """Detection, when it finds a multi-byte legacy charset behind a weak latin-1 label.
 
     Servers default to latin-1 for pages that are really EUC-JP or Shift_JIS; the reverse
-    (latin-1 text that looks like a clean multi-byte encoding) is very unlikely.
+    (latin-1 text that looks like a clean multi-byte encoding) is very unlikely. So the
+    first multi-byte charset among the detector's candidates wins, not only its favourite:
+    on a short cp932 title charset-normalizer 3.5 ranks Arabic cp1256 (a single-byte
+    charset, which decodes anything) above cp932.
     """
-    detected = _detect(body)
-    if detected is None or detected.encoding in _UNICODE_CODECS:
-        return None
-    if _strict_decode(body, detected.encoding) is None or len(detected.text) >= len(body):
-        return None
-    return detected
+    for match in charset_normalizer.from_bytes(body):
+        codec = resolve_codec(match.encoding)
+        if codec is None or codec in _UNICODE_CODECS:
+            continue
+        text = _strict_decode(body, codec)
+        if text is not None and len(text) < len(body):  # fewer characters: multi-byte
+            return Decoded(text, codec, "detected")
+    return None
 
 
 def _detect(body: bytes) -> Decoded | None:
