@@ -194,7 +194,7 @@ class StoriesConfig(_Model):
 
     enabled: bool = True
     window: Seconds = 24 * 3600.0
-    # estimated Jaccard similarity of the titles' character shingles (MinHash)
+    # Jaccard similarity of the titles' character shingle sets (policy/stories.py)
     title_similarity: float = Field(0.6, gt=0, le=1)
 
 

@@ -38,6 +38,7 @@ from mastwatch.model import (
     Story,
 )
 from mastwatch.store import postgres as pg
+from mastwatch.store.rows import SELECT_STORIES, story_from_row
 
 Row: TypeAlias = Mapping[str, Any]
 
@@ -230,26 +231,11 @@ async def queue_digest_entries(
 # -- read before decide ---------------------------------------------------------------------
 
 
-def story_from_row(row: Row) -> Story:
-    return Story(
-        id=row["id"],
-        title=row["title"],
-        link=row["link"],
-        link_key=row["link_key"],
-        signature=tuple(int(v) for v in json.loads(row["signature"])),
-        tier=row["tier"],
-        reports=_reports(row["reports"]),
-        first_seen_at=row["first_seen_at"],
-        last_seen_at=row["last_seen_at"],
-        escalation=row["escalation"],
-    )
-
-
 async def policy_rows(
     conn: asyncpg.Connection, now: datetime, story_window: float, rule_ids: Iterable[str]
 ) -> PolicyRows:
     since = now - timedelta(seconds=story_window)
-    rows = await conn.fetch("SELECT * FROM stories WHERE last_seen_at >= $1", since)
+    rows = await conn.fetch(SELECT_STORIES + " WHERE last_seen_at >= $1", since)
     stories = tuple(story_from_row(row) for row in rows)
     ids = [story.id for story in stories]
     told: dict[str, frozenset[tuple[str, str]]] = {story_id: frozenset() for story_id in ids}

@@ -16,6 +16,7 @@ from typing import Any
 
 from mastwatch.model import AlertRecord, OutboxEntry, PolicyRows, PollResult, Report, Story
 from mastwatch.store._sqlite_ops import insert_alert, required_time, to_text
+from mastwatch.store.rows import SELECT_STORIES, story_from_row
 
 SUMMARY_ITEMS_MAX = 50  # a flood summary lists this many items, then counts the rest
 
@@ -151,44 +152,33 @@ def _append_to_group(conn: sqlite3.Connection, entry: OutboxEntry, item: dict[st
 # -- read before decide
 
 
-def story_from_row(row: sqlite3.Row) -> Story:
-    return Story(
-        id=row["id"],
-        title=row["title"],
-        link=row["link"],
-        link_key=row["link_key"],
-        signature=tuple(int(v) for v in json.loads(row["signature"])),
-        tier=row["tier"],
-        reports=tuple(Report(s, n, required_time(at)) for s, n, at in json.loads(row["reports"])),
-        first_seen_at=required_time(row["first_seen_at"]),
-        last_seen_at=required_time(row["last_seen_at"]),
-        escalation=row["escalation"],
-    )
-
-
 def policy_rows(
     conn: sqlite3.Connection, now: datetime, story_window: float, rule_ids: Iterable[str]
 ) -> PolicyRows:
     since = to_text(now - timedelta(seconds=story_window))
     stories = tuple(
-        story_from_row(row)
-        for row in conn.execute("SELECT * FROM stories WHERE last_seen_at >= ?", (since,))
+        story_from_row(row, required_time)
+        for row in conn.execute(SELECT_STORIES + " WHERE last_seen_at >= ?", (since,))
     )
-    told: dict[str, frozenset[tuple[str, str]]] = {}
-    last: dict[tuple[str, str], datetime] = {}
-    for story in stories:
-        rows = conn.execute(
-            "SELECT DISTINCT channel, target FROM deliveries WHERE story_id = ?"
-            " AND kind IN ('alert', 'parent')",
-            (story.id,),
+    # one query each for every live story's receivers and last alerts, not two per story:
+    # the live stories grow through a busy cycle and every poll with a match reads them
+    receivers: dict[str, set[tuple[str, str]]] = {story.id: set() for story in stories}
+    for story_id, channel, target in conn.execute(
+        "SELECT DISTINCT story_id, channel, target FROM deliveries WHERE story_id IN"
+        " (SELECT id FROM stories WHERE last_seen_at >= ?) AND kind IN ('alert', 'parent')",
+        (since,),
+    ):
+        receivers.setdefault(story_id, set()).add((channel, target))
+    told = {story_id: frozenset(pairs) for story_id, pairs in receivers.items()}
+    last = {
+        (rule_id, story_id): required_time(at)
+        for story_id, rule_id, at in conn.execute(
+            "SELECT story_id, rule_id, MAX(created_at) FROM alerts WHERE story_id IN"
+            " (SELECT id FROM stories WHERE last_seen_at >= ?) AND disposition = 'sent'"
+            " GROUP BY story_id, rule_id",
+            (since,),
         )
-        told[story.id] = frozenset((r[0], r[1]) for r in rows)
-        for rule_id, at in conn.execute(
-            "SELECT rule_id, MAX(created_at) FROM alerts WHERE story_id = ?"
-            " AND disposition = 'sent' GROUP BY rule_id",
-            (story.id,),
-        ):
-            last[(rule_id, story.id)] = required_time(at)
+    }
     hour_ago = to_text(now - timedelta(hours=1))
     sent = {
         rule_id: int(
@@ -231,10 +221,10 @@ def defer_delivery(conn: sqlite3.Connection, delivery_id: int, at: datetime) -> 
 
 def stories_since(conn: sqlite3.Connection, since: datetime) -> list[Story]:
     rows = conn.execute(
-        "SELECT * FROM stories WHERE last_seen_at >= ? ORDER BY last_seen_at DESC",
+        SELECT_STORIES + " WHERE last_seen_at >= ? ORDER BY last_seen_at DESC",
         (to_text(since),),
     )
-    return [story_from_row(row) for row in rows]
+    return [story_from_row(row, required_time) for row in rows]
 
 
 def alert_disposition(conn: sqlite3.Connection, alert_id: str) -> tuple[str | None, str] | None:

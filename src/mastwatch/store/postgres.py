@@ -428,11 +428,11 @@ class PostgresStore:
                 await conn.execute("SELECT pg_advisory_unlock($1)", POLICY_LOCK_KEY)
 
     async def stories_since(self, since: datetime) -> list[Story]:
-        rows = await self._fetch(
-            "SELECT * FROM stories WHERE last_seen_at >= $1 ORDER BY last_seen_at DESC",
+        found = await self._fetch(
+            rows.SELECT_STORIES + " WHERE last_seen_at >= $1 ORDER BY last_seen_at DESC",
             _utc(since),
         )
-        return [pgp.story_from_row(row) for row in rows]
+        return [rows.story_from_row(row) for row in found]
 
     async def alert_disposition(self, alert_id: str) -> tuple[str | None, str] | None:
         row = await self._fetchrow(

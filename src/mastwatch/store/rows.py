@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from mastwatch.model import Alert
+from mastwatch.model import Alert, Report, Story
 
 TimeReader = Callable[[Any], datetime | None]
 
@@ -37,3 +38,53 @@ def alert_from_row(row: Mapping[str, Any], read_time: TimeReader = _as_is) -> Al
         published=read_time(row["published"]),
         created_at=created_at,
     )
+
+
+_STORY_COLUMNS = (
+    "id",
+    "title",
+    "link",
+    "link_key",
+    "signature",
+    "tier",
+    "reports",
+    "first_seen_at",
+    "last_seen_at",
+    "escalation",
+)
+SELECT_STORIES = "SELECT " + ", ".join(_STORY_COLUMNS) + " FROM stories"  # noqa: S608 (constants)
+
+
+def story_from_row(row: Mapping[str, Any], read_time: TimeReader = _as_is) -> Story:
+    """A ``stories`` row (columns by name, as ``SELECT_STORIES`` reads them) as a Story."""
+    values = tuple(row[name] for name in _STORY_COLUMNS)
+    return _story_from_values(values, read_time)
+
+
+# Every poll with a match reads every live story (a new title is compared with all of
+# them), so through a busy cycle the same rows are decoded again and again: remembered by
+# their whole content (a row that changed is a new key), about 4 kB each.
+@functools.lru_cache(maxsize=2048)
+def _story_from_values(values: tuple[Any, ...], read_time: TimeReader) -> Story:
+    story_id, title, link, link_key, signature, tier, reports, first, last, escalation = values
+    first_seen, last_seen = read_time(first), read_time(last)
+    if first_seen is None or last_seen is None:  # NOT NULL in both schemas
+        raise ValueError(f"story {story_id} has no first or last seen time")
+    return Story(
+        id=story_id,
+        title=title,
+        link=link,
+        link_key=link_key,
+        signature=tuple(int(v) for v in json.loads(signature)),
+        tier=tier,
+        reports=tuple(Report(s, n, _utc_from_text(at)) for s, n, at in json.loads(reports)),
+        first_seen_at=first_seen,
+        last_seen_at=last_seen,
+        escalation=escalation,
+    )
+
+
+def _utc_from_text(text: str) -> datetime:
+    """Report times are ISO text in both backends, always written with their offset."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
