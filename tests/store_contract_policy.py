@@ -159,6 +159,22 @@ class StoryStoreContract:
         assert later.stories == ()  # the story window has passed
         assert later.sent_last_hour == {"tariffs": 0}
 
+    async def test_a_story_read_again_after_it_changed_comes_back_changed(self, store: Any) -> None:
+        from dataclasses import replace  # noqa: PLC0415
+
+        from mastwatch.model import Report  # noqa: PLC0415
+
+        await store.commit_poll(story_poll("a"), at(0))
+        (first,) = (await store.policy_rows(at(10), 3600.0, [])).stories
+        later = story_poll("b", at_seconds=30)
+        (story,) = later.stories
+        grown = replace(story, reports=(*story.reports, Report("kyodo", "Kyodo", at(30))))
+        await store.commit_poll(replace(later, stories=(grown,)), at(30))
+        (again,) = (await store.policy_rows(at(40), 3600.0, [])).stories
+        assert first.source_names == ("Ministry of Finance", "NHK")
+        assert again.source_names == ("Ministry of Finance", "NHK", "Kyodo")
+        assert again.last_seen_at == at(30)
+
     async def test_a_known_item_records_and_enqueues_nothing(self, store: Any) -> None:
         await store.commit_poll(story_poll("a"), at(0))
         assert await store.commit_poll(story_poll("a"), at(10)) == 0
