@@ -267,6 +267,9 @@ class StoreContract:
     async def test_items_are_kept_per_source(self, store: ContractStore) -> None:
         await store.commit_poll(make_poll(make_item("a")), T0)
         assert await store.unseen_keys("other-source", ["guid:a"]) == {"guid:a"}
+        (hash_a,) = await store.seen_content_hashes(SOURCE, [make_item("a").content_hash])
+        unseen, seen = await store.known_items(SOURCE, ["guid:a", "guid:z"], [hash_a, "nope"])
+        assert (unseen, seen) == ({"guid:z"}, {hash_a})
         assert await store.unseen_keys(SOURCE, []) == set()
 
     async def test_everything_survives_close_and_reopen(

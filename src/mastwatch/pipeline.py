@@ -227,9 +227,12 @@ class Pipeline:
         """Items whose key is new, minus those whose text this source already showed (under
         another key, or twice in this document): a feed that mints a new GUID on every fetch
         for an unchanged item must not raise an alert each time."""
-        unseen = await self.store.unseen_keys(source.id, (i.key for i in items))
+        # one store call for both: the hashes of every item, though only those of unseen
+        # keys can matter below (a hash is looked at only through ``by_content``)
+        unseen, seen = await self.store.known_items(
+            source.id, (i.key for i in items), (i.content_hash for i in items)
+        )
         by_content = {i.content_hash: i for i in reversed(items) if i.key in unseen}
-        seen = await self.store.seen_content_hashes(source.id, by_content)
         return tuple(
             i for i in items if by_content.get(i.content_hash) is i and i.content_hash not in seen
         )

@@ -225,6 +225,12 @@ def seen_content_hashes(conn: sqlite3.Connection, source_id: str, hashes: list[s
     return _present(conn, "content_hash", source_id, hashes)
 
 
+def known_items(
+    conn: sqlite3.Connection, source_id: str, keys: list[str], hashes: list[str]
+) -> tuple[set[str], set[str]]:
+    return unseen_keys(conn, source_id, keys), seen_content_hashes(conn, source_id, hashes)
+
+
 def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> int:
     with transaction(conn):
         save_source_state(conn, result.state)

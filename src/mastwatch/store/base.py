@@ -57,6 +57,11 @@ class Store(Protocol):
         """The ``Item.content_hash`` values of ``hashes`` that an item already recorded for
         this source has (the same text under a new key is no news)."""
 
+    async def known_items(
+        self, source_id: str, keys: Iterable[str], hashes: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        """``unseen_keys`` and ``seen_content_hashes`` in one round trip, as a poll asks."""
+
     async def commit_poll(self, result: PollResult, now: datetime) -> int:
         """In one transaction: save state, record items, and enqueue every outbox
         entry whose item was recorded by this call (an item already present enqueues

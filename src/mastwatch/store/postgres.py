@@ -183,6 +183,13 @@ class PostgresStore:
         )
         return {row["content_hash"] for row in rows}
 
+    async def known_items(
+        self, source_id: str, keys: Iterable[str], hashes: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        return await self.unseen_keys(source_id, keys), await self.seen_content_hashes(
+            source_id, hashes
+        )
+
     async def commit_poll(self, result: PollResult, now: datetime) -> int:
         """State, new items and their alerts' deliveries in one transaction (see Store)."""
         async with self._tx() as conn:

@@ -160,6 +160,13 @@ class SQLiteStore:
         """The content hashes of ``hashes`` some recorded item of this source already has."""
         return await self._call(ops.seen_content_hashes, source_id, list(hashes))
 
+    async def known_items(
+        self, source_id: str, keys: Iterable[str], hashes: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        """(unseen keys, seen hashes) in one trip to the store thread: a cold cycle makes
+        one per poll, and every hand-off to that thread costs the event loop the GIL."""
+        return await self._call(ops.known_items, source_id, list(keys), list(hashes))
+
     async def commit_poll(self, result: PollResult, now: datetime) -> int:
         """Save state, record items and enqueue the new items' alerts in one transaction.
 
