@@ -114,24 +114,22 @@ def find_story(
     best, best_score = None, threshold
     mine = frozenset(sig)
     for story in live:
-        if source_id in story.source_ids or not _may_reach(len(mine), story, best_score):
-            continue
-        score = _jaccard(mine, story.signature)
-        if score >= best_score:
+        score = _jaccard(mine, story.signature, at_least=best_score)
+        # whether this source reported it, only for a story that would win: it is the
+        # dearer test, and this loop runs over every live story for every match
+        if score >= best_score and source_id not in story.source_ids:
             best, best_score = story, score
     return best
 
 
-def _may_reach(size: int, story: Story, threshold: float) -> bool:
-    """Jaccard is at most the smaller set's size over the larger's: most live stories are
-    ruled out by their fingerprint's length alone."""
-    other = len(story.signature)
-    return other > 0 and min(size, other) >= threshold * max(size, other)
-
-
-def _jaccard(mine: frozenset[int], other: Sequence[int]) -> float:
+def _jaccard(mine: frozenset[int], other: Sequence[int], at_least: float) -> float:
+    """Jaccard similarity, or 0 when the sizes alone rule out ``at_least`` (the smaller
+    set over the larger bounds it), which spares the intersection."""
+    size, other_size = len(mine), len(other)
+    if not other_size or min(size, other_size) < at_least * max(size, other_size):
+        return 0.0
     shared = len(mine.intersection(other))
-    return shared / (len(mine) + len(other) - shared)
+    return shared / (size + other_size - shared)
 
 
 def story_id(source_id: str, item_key: str) -> str:
