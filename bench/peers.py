@@ -315,23 +315,21 @@ def table(run: PeersRun) -> str:
 def figures(run: PeersRun) -> list[Figure]:
     """Rows for ``python -m bench``'s table: each tool beside the two baselines."""
     bare, parsed = run.baseline(0), run.baseline(1)
-    base = (
-        f"bare aiohttp {_num(bare)} s; fetch + feedparser {_num(parsed)} s"
-        if bare and parsed
-        else "baselines not measured"
-    )
     rows = []
     for r in run.results[2:]:
+        name = f"peers, first fetch of {run.feeds} x {run.items}: {r.tool}"
         if r.seconds is None:
-            rows.append(Figure(f"peers: {r.tool}", "not measured", r.note, "", None))
+            rows.append(Figure(name, "not measured", r.note, "", None))
             continue
         value = (
             f"{r.seconds:.2f} s, {_num(r.items, '{:,}')} items ({r.timed}; process wall"
             f" {_num(r.process_seconds)} s)"
         )
-        ratios = f" ({_ratio(r.seconds, bare)}, {_ratio(r.seconds, parsed)})"
-        rows.append(Figure(f"peers, first fetch of {run.feeds} x {run.items}: {r.tool}",
-                           value, base + ratios, "", None))  # fmt: skip
+        base = (
+            f"bare aiohttp {_num(bare)} s ({_ratio(r.seconds, bare)});"
+            f" fetch + feedparser {_num(parsed)} s ({_ratio(r.seconds, parsed)})"
+        )
+        rows.append(Figure(name, value, base, "", None))
     return rows
 
 
