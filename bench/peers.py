@@ -89,6 +89,7 @@ class FarmProcess:
             *("--hosts", str(hosts), "--urls", str(self.urls_file), "--opml", str(self.opml_file)),
         ]
         self.urls: list[str] = []
+        self.returncode: int | None = None  # once stopped: 0 when it stopped cleanly on SIGTERM
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> FarmProcess:
@@ -114,6 +115,7 @@ class FarmProcess:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.send_signal(signal.SIGTERM)
             await self._proc.communicate()
+        self.returncode = None if self._proc is None else self._proc.returncode
 
     async def requests(self) -> int:
         """Requests the farm has served so far (its ``/stats``)."""
