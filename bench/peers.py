@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -97,14 +98,23 @@ class FarmProcess:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=log
             )
-        assert self._proc.stdout is not None
+        try:
+            await self._wait_until_ready(self._proc)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._proc.wait()
+            raise
+        self.urls = self.urls_file.read_text(encoding="utf-8").split()
+        return self
+
+    async def _wait_until_ready(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
         async with asyncio.timeout(120):  # generating 500 x 30 items takes a second or two
-            while not (line := await self._proc.stdout.readline()).startswith(READY.encode()):
+            while not (line := await proc.stdout.readline()).startswith(READY.encode()):
                 if not line:
                     log_text = (self.workdir / "farm.log").read_text(errors="replace")
                     raise RuntimeError(f"the farm did not start: {log_text[-500:]}")
-        self.urls = self.urls_file.read_text(encoding="utf-8").split()
-        return self
 
     async def __aexit__(
         self,
