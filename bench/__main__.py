@@ -82,11 +82,13 @@ def parser_figures(quick: bool) -> tuple[list[Figure], list[Comparison]]:
     return figures, runs
 
 
-def peer_figures(plan: Plan) -> tuple[PeersRun | None, list[Figure]]:
+def peer_figures(plan: Plan, quick: bool) -> tuple[PeersRun | None, list[Figure]]:
     """The peers on a farm of the cold cycle's size. Peers run last: a failure here (the farm
     not starting, say) must not throw away the figures of the other parts."""
     try:
-        peers = asyncio.run(run_peers(plan.cold_feeds, plan.cold_items))
+        peers = asyncio.run(
+            run_peers(plan.cold_feeds, plan.cold_items, rounds=1 if quick else peers_bench.REPEATS)
+        )
     except Exception as error:  # reported in the table instead
         return None, [Figure("peers", "not measured", f"failed: {error!r}"[:300], "", None)]
     return peers, peers_bench.figures(peers)
@@ -204,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer_rows: list[Figure] = []
     if "peers" in parts:
         print("peers ...", file=sys.stderr)
-        peers, peer_rows = peer_figures(plan)
+        peers, peer_rows = peer_figures(plan, args.quick)
     seconds = time.perf_counter() - started
     print(table([*figures, *daemon, *parsers, *peer_rows]))
     if write:

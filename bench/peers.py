@@ -25,13 +25,14 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +60,7 @@ class Result:
     timed: str  # what ``seconds`` covers
     seconds: float | None = None  # None: not measured (see ``note``)
     process_seconds: float | None = None  # start to exit of the tool's process, if it has one
+    cpu_seconds: float | None = None  # user + system, the whole process (and its children)
     items: int | None = None  # entries the tool read and kept
     requests: int | None = None  # requests the farm served while it ran
     note: str = ""
@@ -69,6 +71,7 @@ class Result:
 class PeersRun:
     feeds: int
     items: int
+    rounds: int
     results: list[Result] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -138,45 +141,53 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-async def in_project_baselines(farm: FarmProcess) -> list[Result]:
-    """The bare fetch and fetch + ``feedparser.parse``, in this process."""
-    await bare_fetch(farm.urls)  # warm-up: sockets, page cache, imports
-    load, before = _load(), await farm.requests()
-    fetches = [await bare_fetch(farm.urls) for _ in range(REPEATS)]
-    per_fetch = (await farm.requests() - before) // REPEATS
-    bodies = list(fetches[0][1].values())
-    bare = Result(
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited (and their waited-for
+    descendants): what a tool run as a child process used, whatever else loads the machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bare_row(farm: FarmProcess) -> Result:
+    """One bare concurrent fetch of every feed, in this process: the floor."""
+    load, before, cpu = _load(), await farm.requests(), time.process_time()
+    seconds, bodies, _ = await bare_fetch(farm.urls)
+    return Result(
         f"aiohttp {aiohttp.__version__}",
-        f"bare concurrent fetch (median of {REPEATS})",
-        statistics.median(f[0] for f in fetches),
+        "bare concurrent fetch",
+        seconds,
+        cpu_seconds=time.process_time() - cpu,
         items=len(bodies),
-        requests=per_fetch,
+        requests=await farm.requests() - before,
         note="items: bodies fetched",
         load=load,
     )
-    load, before = _load(), await farm.requests()
+
+
+async def parse_row(farm: FarmProcess) -> Result:
+    """The same fetch, then a default ``feedparser.parse`` of every body, in this process."""
+    load, before, cpu = _load(), await farm.requests(), time.process_time()
     started = time.perf_counter()
-    _, fetched, _ = await bare_fetch(farm.urls)
-    parse_seconds, entries = feedparser_seconds(list(fetched.values()))
-    parsed = Result(
+    _, bodies, _ = await bare_fetch(farm.urls)
+    parse_seconds, entries = feedparser_seconds(list(bodies.values()))
+    return Result(
         f"aiohttp + feedparser {feedparser.__version__}",
         "fetch, then `feedparser.parse` of every body",
         time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu,
         items=entries,
         requests=await farm.requests() - before,
         note=f"of which parsing {parse_seconds:.2f} s",
         load=load,
     )
-    return [bare, parsed]
 
 
 async def mastwatch_cold(farm: FarmProcess, workdir: Path) -> Result:
     """``mastwatch run --once`` on an empty store with the baseline off (every item matched)."""
-    store = workdir / "mastwatch"
-    store.mkdir()
+    workdir.mkdir(parents=True)  # noqa: ASYNC240 (before the daemon starts)
     load, before = _load(), await farm.requests()
     try:
-        run = await run_once(write_config(store, BenchConfig(farm.urls, baseline=False)))
+        run = await run_once(write_config(workdir, BenchConfig(farm.urls, baseline=False)))
     except RuntimeError as error:  # the daemon exited non-zero: say so, go on with the peers
         return Result(_mastwatch_name(), "cold `run --once`", note=f"failed: {error}"[:300])
     return Result(
@@ -184,6 +195,9 @@ async def mastwatch_cold(farm: FarmProcess, workdir: Path) -> Result:
         "cold `run --once`, daemon_started to once_finished",
         run.span("daemon_started", "once_finished"),
         run.wall_seconds,
+        # sampled from /proc, as the daemon section does: the parse workers outlive the
+        # daemon by a moment, are not reaped by it, so getrusage would miss them
+        run.cpu_seconds,
         items=_new_items(run),
         requests=await farm.requests() - before,
         note=f"{run.count('rule_matched')} matches; {_failed_sources(run)} sources failed",
@@ -213,21 +227,20 @@ def peer_version(tool: str, extras: Path) -> str | None:
     return None
 
 
-async def run_peer(tool: str, farm: FarmProcess, workdir: Path, extras: Path) -> Result:
+async def run_peer(tool: str, farm: FarmProcess, scratch: Path, extras: Path) -> Result:
     """One peer's first fetch, in its own process with ``extras`` on its path."""
     version = peer_version(tool, extras)
     if version is None:
         return Result(tool, "", note=f"not installed (make bench installs it into {extras})")
     name = f"{tool} {version}"
-    scratch = workdir / tool
-    scratch.mkdir()
+    scratch.mkdir(parents=True)  # noqa: ASYNC240 (before the peer starts)
     env = {
         **os.environ,
         "PYTHONPATH": str(extras),
         "XDG_RUNTIME_DIR": str(scratch),  # rss2email's lock file: not shared with other runs
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    load, before = _load(), await farm.requests()
+    load, before, cpu = _load(), await farm.requests(), _children_cpu()
     args = [str(scratch), str(farm.urls_file), str(farm.opml_file)]
     started = time.perf_counter()
     with (scratch / "stderr.log").open("wb") as log:
@@ -244,15 +257,24 @@ async def run_peer(tool: str, farm: FarmProcess, workdir: Path, extras: Path) ->
             proc.kill()
             await proc.wait()
             return Result(name, "", note=f"stopped after {PEER_PATIENCE:.0f} s", load=load)
-    wall = time.perf_counter() - started
-    requests = await farm.requests() - before
+    wall, used = time.perf_counter() - started, _children_cpu() - cpu
     if proc.returncode != 0:
         last = _last_line((scratch / "stderr.log").read_text(errors="replace"))
         return Result(name, "", note=f"failed (exit {proc.returncode}): {last}", load=load)
-    return peer_result(name, out, wall, requests, load)
+    return peer_result(name, out, Seen(wall, used, await farm.requests() - before, load))
 
 
-def peer_result(name: str, out: bytes, wall: float, requests: int, load: float) -> Result:
+@dataclass(frozen=True)
+class Seen:
+    """What the harness saw of a peer's process."""
+
+    wall: float
+    cpu: float
+    requests: int
+    load: float
+
+
+def peer_result(name: str, out: bytes, seen: Seen) -> Result:
     """A row from what ``bench/peer_run.py`` printed (its last line is a JSON report)."""
     try:
         report = json.loads(out.decode().strip().splitlines()[-1])
@@ -261,10 +283,12 @@ def peer_result(name: str, out: bytes, wall: float, requests: int, load: float) 
             f"subscribing {report['setup_seconds']:.2f} s; import {report['import_seconds']:.2f} s"
         )
     except (ValueError, IndexError, KeyError, TypeError) as error:
-        return Result(name, "", note=f"unreadable report ({error!r}): {out[-200:]!r}", load=load)
+        note = f"unreadable report ({error!r}): {out[-200:]!r}"
+        return Result(name, "", note=note, load=seen.load)
     if failed:
         note += f"; {failed} feeds failed"
-    return Result(name, str(report.get("timed", "")), seconds, wall, items, requests, note, load)
+    timed = str(report.get("timed", ""))
+    return Result(name, timed, seconds, seen.wall, seen.cpu, items, seen.requests, note, seen.load)
 
 
 def _last_line(text: str) -> str:
@@ -272,19 +296,68 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
+async def one_round(
+    farm: FarmProcess,
+    workdir: Path,
+    peers: Sequence[str],
+    extras: Path,
+    previous: Sequence[Result] = (),
+) -> list[Result]:
+    """Every tool once, one after another. A peer missing or failing in the previous round
+    is not tried again."""
+    row = [await bare_row(farm), await parse_row(farm)]
+    row.append(await mastwatch_cold(farm, workdir / "mastwatch"))
+    for position, tool in enumerate(peers, start=len(row)):
+        earlier = previous[position] if previous else None
+        if earlier is not None and earlier.seconds is None:
+            row.append(earlier)
+        else:
+            row.append(await run_peer(tool, farm, workdir / tool, extras))
+    return row
+
+
+def median_result(runs: Sequence[Result]) -> Result:
+    """The run with the median seconds, with the median CPU and every run's seconds noted."""
+    measured = sorted((r for r in runs if r.seconds is not None), key=lambda r: r.seconds or 0)
+    if len(runs) == 1 or not measured:
+        return runs[0]
+    middle = measured[len(measured) // 2]
+    cpus = [r.cpu_seconds for r in measured if r.cpu_seconds is not None]
+    each = ", ".join(f"{r.seconds:.2f}" for r in runs if r.seconds is not None)
+    note = f"median of {len(measured)}: {each} s"
+    failures = [r.note for r in runs if r.seconds is None]
+    if failures:
+        note += f"; {len(failures)} failed: {failures[0]}"
+    return replace(
+        middle,
+        cpu_seconds=statistics.median(cpus) if cpus else None,
+        note=f"{note}; {middle.note}",
+    )
+
+
 async def run_peers(
-    feeds: int, items: int, *, peers: Sequence[str] = PEERS, extras: Path = EXTRAS
+    feeds: int,
+    items: int,
+    *,
+    rounds: int = REPEATS,
+    peers: Sequence[str] = PEERS,
+    extras: Path = EXTRAS,
 ) -> PeersRun:
-    """Everything against one farm, one after another."""
-    result = PeersRun(feeds, items)
+    """Every tool against one farm, one after another, for ``rounds`` rounds (interleaved,
+    so that a change in the machine's load falls on every tool alike); medians reported."""
+    result = PeersRun(feeds, items, rounds)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mastwatch-peers-") as tmp:
         workdir = Path(tmp)
         async with FarmProcess(feeds, items, workdir) as farm:
-            result.results += await in_project_baselines(farm)
-            result.results.append(await mastwatch_cold(farm, workdir))
-            for tool in peers:
-                result.results.append(await run_peer(tool, farm, workdir, extras))
+            await bare_fetch(farm.urls)  # warm-up: sockets, page cache, imports
+            done: list[list[Result]] = []
+            for number in range(rounds):
+                previous = done[-1] if done else ()
+                done.append(
+                    await one_round(farm, workdir / f"round-{number}", peers, extras, previous)
+                )
+    result.results = [median_result(runs) for runs in zip(*done, strict=True)]
     result.seconds = time.perf_counter() - started
     return result
 
@@ -303,9 +376,9 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
 def table(run: PeersRun) -> str:
     bare, parsed = run.baseline(0), run.baseline(1)
     lines = [
-        "| tool | timed | seconds | process wall (s) | items | requests | x bare fetch"
-        " | x fetch + parse | load | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| tool | timed | seconds | process wall (s) | CPU (s) | items | requests"
+        " | x bare fetch | x fetch + parse | load | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in run.results:
         cells = [
@@ -313,6 +386,7 @@ def table(run: PeersRun) -> str:
             r.timed,
             _num(r.seconds) or "not measured",
             _num(r.process_seconds),
+            _num(r.cpu_seconds),
             _num(r.items, "{:,}"),
             _num(r.requests, "{:,}"),
             _ratio(r.seconds, bare),
@@ -346,17 +420,25 @@ def figures(run: PeersRun) -> list[Figure]:
 
 
 def section(run: PeersRun) -> str:
+    rounds = (
+        f"in {run.rounds} rounds, each tool once per round in this order (so that a change in"
+        " the machine's load falls on all of them alike); each row is the round with the"
+        " median seconds, and the notes give every round's"
+        if run.rounds > 1
+        else "in one round"
+    )
     return "\n".join(
         [
             "## Peers",
             "",
-            f"`python -m bench.peers` (part of `make bench`; {run.seconds:.0f} s). One farm of"
-            f" {run.feeds} feeds x {run.items} items, served by `python -m bench.farm` in its own",
-            "process over 50 loopback ports, and every tool in turn fetching all of it for the",
-            "first time: a fresh store, database or feed list each. Nothing else of the project",
-            "is shared with the peers: they read the farm's URL list or OPML file, run in their",
-            "own processes and come from `.venv/bench-extras`, where `make bench` installs them",
-            "(never into the project's dependencies).",
+            f"`python -m bench.peers` (part of `make bench`; {run.seconds:.0f} s in all). One farm",
+            f"of {run.feeds} feeds x {run.items} items, served by `python -m bench.farm` in a"
+            " process of its own over",
+            "50 loopback ports, and every tool fetching all of it for the first time, each into",
+            f"a fresh store, database or feed list, one after another, {rounds}. The",
+            "peers read the farm's URL list or OPML file, run in their own processes and come",
+            "from `.venv/bench-extras`, where `make bench` installs them (never into the",
+            "project's dependencies); a peer that is missing or fails gets a row saying so.",
             "",
             table(run),
             "",
@@ -369,14 +451,19 @@ def section(run: PeersRun) -> str:
             "  rss2email, `r2e run --no-send` (each feed fetched in turn and every new entry made",
             "  into an email message, not sent) after `r2e new` and `r2e opmlimport`. *Process",
             "  wall* adds starting Python, imports and subscribing (given in the notes).",
+            "- *CPU* is user + system time of the whole process: for mastwatch, of the daemon",
+            "  and its parse workers, sampled from /proc as in the daemon section; for the peers",
+            "  (which start no processes), from `getrusage` once they exit; for the baselines, of",
+            "  the harness while it fetched (and parsed). Other load on the machine moves it far",
+            "  less than the wall times.",
             "- *items* are the entries each tool kept (mastwatch: new items stored; reader: its",
             "  entry count; rss2email: entries in its seen list); *requests* are those the farm",
             "  served while the tool ran (a first fetch sends no validators).",
-            "- The two baselines run in the harness: the bare fetch is the floor for fetching",
-            "  alone, fetch + parse the floor for anything that reads every entry with",
+            "- The two baselines run in the harness: the bare concurrent fetch is the floor for",
+            "  fetching alone, fetch + parse the floor for anything that reads every entry with",
             "  feedparser (mastwatch, reader and rss2email all do). The machine is shared and has",
-            "  2 cores, so the ratios, measured in the same run, carry more than the seconds;",
-            "  *load* is the 1-minute load average as each row started.",
+            "  2 cores, so the ratios to them (their medians in the same run) carry more than the",
+            "  seconds; *load* is the 1-minute load average as the row's run started.",
             "- The tools do different work on each entry: mastwatch matches every item against",
             "  the shipped rules and stores it, reader stores entries (and their content) in",
             "  SQLite, rss2email builds a mail message per entry and keeps its seen list in JSON.",
@@ -389,17 +476,23 @@ def section(run: PeersRun) -> str:
 FARM_HOWTO = """### Running the farm from outside
 
 `python -m bench.farm --feeds 500 --items 30 [--hosts 50] [--seed N] [--first-port P]
-[--urls FILE] [--opml FILE]` serves the same generated farm as the benchmarks (the same sizes
-and seed give the same documents) on 127.0.0.1 until Ctrl-C or SIGTERM. It writes the feed
-URLs, one per line (default `var/farm/urls.txt`), and an OPML subscription list (default
-`var/farm/farm.opml`), and prints its ports, those paths and a `/stats` URL (requests served
-so far, and how many were answered 304). Every feed honours `If-None-Match` and
-`If-Modified-Since`. With `--first-port` the ports are fixed (P to P + hosts - 1), so a
-tool's subscriptions stay valid across restarts. For example, in one shell
-`.venv/bin/python -m bench.farm --first-port 18000`, and in another
-`r2e opmlimport var/farm/farm.opml && r2e run --no-send`, or
-`python -c 'import reader; r = reader.make_reader("x.sqlite");
-[r.add_feed(u) for u in open("var/farm/urls.txt").read().split()]; r.update_feeds()'`.
+[--urls FILE] [--opml FILE]` serves the generated farm the benchmarks use (the same sizes
+and seed give the same documents, byte for byte) on 127.0.0.1 until Ctrl-C or SIGTERM. It
+writes the feed URLs, one per line (default `var/farm/urls.txt`), and an OPML subscription
+list (default `var/farm/farm.opml`), then prints its ports, those two paths, a `/stats` URL
+(requests served so far, and how many were answered 304) and `farm ready`. Every feed
+carries an ETag and a Last-Modified date and answers 304 to either. The ports are free ones
+picked at start, or P to P + hosts - 1 with `--first-port P`, so that a tool's
+subscriptions survive a restart of the farm. For example, in one shell:
+
+    .venv/bin/python -m bench.farm --first-port 18000
+
+and in another, any feed reader pointed at the files, such as
+
+    r2e new you@example.invalid && r2e opmlimport var/farm/farm.opml && time r2e run --no-send
+
+`python -m bench.peers` does the same for every tool it compares (see
+`bench/peer_run.py` for how reader and rss2email are driven).
 """
 
 
@@ -408,12 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=full.cold_feeds)
     parser.add_argument("--items", type=int, default=full.cold_items)
+    parser.add_argument("--rounds", type=int, default=REPEATS, help="each tool's runs")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    run = asyncio.run(run_peers(args.feeds, args.items))
+    run = asyncio.run(run_peers(args.feeds, args.items, rounds=args.rounds))
     print(table(run))
-    if args.no_write or (args.feeds, args.items) != (full.cold_feeds, full.cold_items):
-        print("not written: only a run at the full sizes without --no-write rewrites the section")
+    sizes = (args.feeds, args.items, args.rounds)
+    if args.no_write or sizes != (full.cold_feeds, full.cold_items, REPEATS):
+        print("not written: only a full-size run without --no-write rewrites the section")
     else:
         write_section(DOC, SECTION, section(run))
         print(f"written: {DOC}")

@@ -18,7 +18,10 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level package beside src/
 from bench.farm import Farm  # noqa: E402
 from bench.peers import (  # noqa: E402
     FarmProcess,
+    Result,
+    Seen,
     figures,
+    median_result,
     peer_result,
     run_peer,
     run_peers,
@@ -62,7 +65,7 @@ def _shape(farm: Farm) -> list[str]:
 async def test_a_quick_run_measures_the_baselines_and_mastwatch_and_names_missing_peers(
     tmp_path: Path,
 ) -> None:
-    run = await run_peers(5, 3, extras=tmp_path / "no-extras")
+    run = await run_peers(5, 3, rounds=1, extras=tmp_path / "no-extras")
     bare, parsed, mastwatch, reader, rss2email = run.results
     assert (bare.items, bare.requests) == (5, 5)
     assert (parsed.items, parsed.requests) == (15, 5)
@@ -70,6 +73,7 @@ async def test_a_quick_run_measures_the_baselines_and_mastwatch_and_names_missin
     assert (mastwatch.items, mastwatch.requests) == (15, 5)
     assert mastwatch.seconds is not None and mastwatch.process_seconds is not None
     assert mastwatch.process_seconds > mastwatch.seconds
+    assert mastwatch.cpu_seconds is not None and mastwatch.cpu_seconds > 0
     for peer in (reader, rss2email):
         assert peer.seconds is None
         assert peer.note.startswith("not installed")
@@ -88,7 +92,7 @@ async def test_a_peer_that_fails_is_reported_and_the_run_goes_on(tmp_path: Path)
     (extras / "reader-9.9.dist-info").mkdir()
     (extras / "reader-9.9.dist-info" / "METADATA").write_text("Name: reader\nVersion: 9.9\n")
     async with FarmProcess(2, 2, tmp_path, hosts=1) as farm:
-        result = await run_peer("reader", farm, tmp_path, extras)
+        result = await run_peer("reader", farm, tmp_path / "reader", extras)
     assert result.tool == "reader 9.9"
     assert result.seconds is None
     assert result.note.startswith("failed (exit 1)")
@@ -107,10 +111,26 @@ def test_a_peer_report_becomes_a_row_and_garbage_does_not_raise() -> None:
         "failed_feeds": 1,
     }
     out = b"some log line\n" + json.dumps(report).encode() + b"\n"
-    row = peer_result("reader 1.0", out, 2.0, 5, 0.5)
-    assert (row.seconds, row.process_seconds, row.items, row.requests) == (1.5, 2.0, 150, 5)
+    row = peer_result("reader 1.0", out, Seen(wall=2.0, cpu=1.8, requests=5, load=0.5))
+    assert (row.seconds, row.process_seconds, row.cpu_seconds) == (1.5, 2.0, 1.8)
+    assert (row.items, row.requests, row.load) == (150, 5, 0.5)
     assert row.timed == "update_feeds()"
     assert "1 feeds failed" in row.note
-    broken = peer_result("reader 1.0", b"Traceback ...\n", 2.0, 5, 0.5)
+    broken = peer_result("reader 1.0", b"Traceback ...\n", Seen(2.0, 1.8, 5, 0.5))
     assert broken.seconds is None
     assert broken.note.startswith("unreadable report")
+
+
+def test_rounds_combine_into_the_median_run_with_every_rounds_seconds() -> None:
+    runs = [
+        Result("reader 1.0", "update_feeds()", 9.0, 10.0, 8.0, 150, 5, "a", 1.0),
+        Result("reader 1.0", "update_feeds()", 7.0, 8.0, 6.0, 150, 5, "b", 2.0),
+        Result("reader 1.0", "update_feeds()", 8.0, 9.5, 9.0, 150, 5, "c", 3.0),
+    ]
+    row = median_result(runs)
+    assert (row.seconds, row.process_seconds, row.load) == (8.0, 9.5, 3.0)
+    assert row.cpu_seconds == 8.0  # the median CPU, not the median run's
+    assert row.note == "median of 3: 9.00, 7.00, 8.00 s; c"
+    failed = Result("reader 1.0", "", note="failed (exit 1): boom")
+    assert median_result([failed, failed]) == failed
+    assert "1 failed: failed (exit 1)" in median_result([*runs[:2], failed]).note
