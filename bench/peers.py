@@ -4,18 +4,19 @@
 so every tool, the harness included, reaches it from outside, over loopback, through the
 URL list and OPML file it writes) and against those URLs times, in turn:
 
-- a bare concurrent ``aiohttp`` fetch of every feed (the floor; median of 3 after a warm-up);
-- the same fetch, then a default ``feedparser.parse`` of every body;
+- a bare concurrent ``aiohttp`` fetch of every feed (the floor for fetching);
+- the same fetch, then a default ``feedparser.parse`` of every body (the floor for reading);
 - mastwatch's cold cycle, ``mastwatch run --once`` on an empty store with the baseline off,
   so every item is parsed, matched and stored (as ``bench.bench_daemon`` runs it);
 - lemon24/reader's first ``update_feeds()`` on a fresh database;
 - rss2email's first ``r2e run --no-send`` on a fresh feed list.
 
-The peers are not project dependencies: ``make bench`` installs them into
-``.venv/bench-extras`` and they run there, each in its own process (``bench/peer_run.py``).
-A peer that is missing, fails or hangs gets a row saying so, and the run goes on. The table
-gives each figure's ratio to the bare fetch and to fetch + parse measured in the same run,
-since the machine is shared and absolute times move with its load.
+That is one round; there are three (``--rounds``), after one warm-up fetch, and each row
+reports its tool's median. The peers are not project dependencies: ``make bench`` installs
+them into ``.venv/bench-extras`` and they run there, each in its own process
+(``bench/peer_run.py``). A peer that is missing, fails or hangs gets a row saying so, and
+the run goes on. The table gives each figure's ratio to the bare fetch and to fetch + parse
+measured in the same run, since the machine is shared and absolute times move with its load.
 """
 
 from __future__ import annotations
@@ -421,11 +422,14 @@ def figures(run: PeersRun) -> list[Figure]:
 
 def section(run: PeersRun) -> str:
     rounds = (
-        f"in {run.rounds} rounds, each tool once per round in this order (so that a change in"
-        " the machine's load falls on all of them alike); each row is the round with the"
-        " median seconds, and the notes give every round's"
+        [
+            f"- Each tool ran {run.rounds} times, in rounds that take every tool once in the",
+            "  order of the table, so that a change in the machine's load falls on all of",
+            "  them alike; a row is the run with the median seconds (its process wall and",
+            "  load), with the median CPU, and the notes list every run's seconds.",
+        ]
         if run.rounds > 1
-        else "in one round"
+        else []
     )
     return "\n".join(
         [
@@ -433,17 +437,18 @@ def section(run: PeersRun) -> str:
             "",
             f"`python -m bench.peers` (part of `make bench`; {run.seconds:.0f} s in all). One farm",
             f"of {run.feeds} feeds x {run.items} items, served by `python -m bench.farm` in a"
-            " process of its own over",
-            "50 loopback ports, and every tool fetching all of it for the first time, each into",
-            f"a fresh store, database or feed list, one after another, {rounds}. The",
-            "peers read the farm's URL list or OPML file, run in their own processes and come",
-            "from `.venv/bench-extras`, where `make bench` installs them (never into the",
-            "project's dependencies); a peer that is missing or fails gets a row saying so.",
+            " process of its own",
+            "over 50 loopback ports, and every tool fetching all of it for the first time, each",
+            "into a fresh store, database or feed list, one after another. The peers read the",
+            "farm's URL list or OPML file, run in their own processes and come from",
+            "`.venv/bench-extras`, where `make bench` installs them (never into the project's",
+            "dependencies); a peer that is missing or fails gets a row saying so.",
             "",
             table(run),
             "",
             "How to read it:",
             "",
+            *rounds,
             "- *seconds* is each tool's own first fetch-and-store of every feed: for mastwatch,",
             "  its log from `daemon_started` to `once_finished` (parse workers and matching",
             "  included); for reader, `update_feeds()` with its defaults (one worker: feeds are",
@@ -487,7 +492,8 @@ subscriptions survive a restart of the farm. For example, in one shell:
 
     .venv/bin/python -m bench.farm --first-port 18000
 
-and in another, any feed reader pointed at the files, such as
+and in another, any feed reader pointed at those files, such as rss2email installed on
+its own:
 
     r2e new you@example.invalid && r2e opmlimport var/farm/farm.opml && time r2e run --no-send
 
