@@ -1,12 +1,13 @@
 """``make bench``: every benchmark, one table, and docs/benchmarks.md rewritten.
 
 ``python -m bench`` runs the matching benchmark, the daemon benchmarks (cold and steady
-cycles, latency to Slack, a burst of alerts, peak RSS) and the parser comparison, prints
-one table with each figure's baseline and target beside it, and rewrites the ``daemon``
-and ``parsers`` sections of docs/benchmarks.md (the matching benchmark writes its own).
-``--quick`` shrinks every size for a smoke run and writes nothing. ``--only PART ...`` runs
-some parts (matching, cycles, latency, burst, rss, parsers) and writes nothing either: a
-section of docs/benchmarks.md is only ever rewritten from a whole run.
+cycles, latency to Slack, a burst of alerts, peak RSS), the parser comparison and the peers
+(mastwatch, lemon24/reader and rss2email side by side on one farm, ``bench.peers``), prints
+one table with each figure's baseline and target beside it, and rewrites the ``daemon``,
+``parsers`` and ``peers`` sections of docs/benchmarks.md (the matching benchmark writes its
+own). ``--quick`` shrinks every size for a smoke run and writes nothing. ``--only PART ...``
+runs some parts (matching, cycles, latency, burst, rss, parsers, peers) and writes nothing
+either: a section of docs/benchmarks.md is only ever rewritten from a whole run.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import bench_matching as matching
+from bench import peers as peers_bench
 from bench.bench_daemon import DAEMON_PARTS, QUICK, Figure, Plan, run_all
 from bench.farm import Farm
 from bench.parsers import Comparison, compare, corpus_bodies, load_fastfeedparser
+from bench.peers import PeersRun, run_peers
 from mastwatch.text import make_document
 
 
@@ -77,6 +80,18 @@ def parser_figures(quick: bool) -> tuple[list[Figure], list[Comparison]]:
         for c in runs
     ]
     return figures, runs
+
+
+def peer_figures(plan: Plan, quick: bool) -> tuple[PeersRun | None, list[Figure]]:
+    """The peers on a farm of the cold cycle's size. Peers run last: a failure here (the farm
+    not starting, say) must not throw away the figures of the other parts."""
+    try:
+        peers = asyncio.run(
+            run_peers(plan.cold_feeds, plan.cold_items, rounds=1 if quick else peers_bench.REPEATS)
+        )
+    except Exception as error:  # reported in the table instead
+        return None, [Figure("peers", "not measured", f"failed: {error!r}"[:300], "", None)]
+    return peers, peers_bench.figures(peers)
 
 
 def table(figures: Sequence[Figure]) -> str:
@@ -159,7 +174,7 @@ def parsers_section(figures: Sequence[Figure], runs: Sequence[Comparison]) -> st
     return "\n".join(lines)
 
 
-PARTS = ("matching", *DAEMON_PARTS, "parsers")
+PARTS = ("matching", *DAEMON_PARTS, "parsers", "peers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,11 +202,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "parsers" in parts:
         print("parsers ...", file=sys.stderr)
         parsers, runs = parser_figures(args.quick)
+    peers: PeersRun | None = None
+    peer_rows: list[Figure] = []
+    if "peers" in parts:
+        print("peers ...", file=sys.stderr)
+        peers, peer_rows = peer_figures(plan, args.quick)
     seconds = time.perf_counter() - started
-    print(table([*figures, *daemon, *parsers]))
+    print(table([*figures, *daemon, *parsers, *peer_rows]))
     if write:
         matching.write_section(matching.DOC, "daemon", daemon_section(daemon, plan, seconds))
         matching.write_section(matching.DOC, "parsers", parsers_section(parsers, runs))
+        if peers is not None:
+            matching.write_section(matching.DOC, peers_bench.SECTION, peers_bench.section(peers))
         print(f"written: {matching.DOC}")
     return 0
 

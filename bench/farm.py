@@ -6,17 +6,28 @@ carries an ETag and a Last-Modified date, and a conditional request for an uncha
 feed is answered 304. Items are generated from templates with a fixed seed; about one in
 twenty names a trade tariff (関税), so the shipped rules match some of them. ``add_item``
 makes a feed gain an item, as a live feed would.
+
+``python -m bench.farm`` serves the same farm (same sizes and seed, the same documents)
+on its own until SIGINT or SIGTERM, and writes its feed URLs and an OPML file, so that
+tools outside the project can be pointed at it (see docs/benchmarks.md, "peers").
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import hashlib
+import json
 import random
+import signal
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from xml.sax.saxutils import escape
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
@@ -124,13 +135,15 @@ class Farm:
         doc.render()
         return key
 
-    async def start(self) -> None:
+    async def start(self, first_port: int = 0) -> None:
+        """Listen on ``hosts`` ports: ``first_port`` and the ones after it, or (0) any free."""
         app = web.Application()
         app.router.add_get("/feed/{number}", self._serve)
+        app.router.add_get("/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        for _ in range(self.hosts):
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        for host in range(self.hosts):
+            site = web.TCPSite(self._runner, "127.0.0.1", first_port + host if first_port else 0)
             await site.start()
         self._ports = [int(address[1]) for address in self._runner.addresses]
 
@@ -147,6 +160,14 @@ class Farm:
     @property
     def urls(self) -> list[str]:
         return [self.url(n) for n in range(len(self.docs))]
+
+    @property
+    def ports(self) -> list[int]:
+        return list(self._ports)
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        """Requests served so far: lets a harness outside this process count a tool's fetches."""
+        return web.json_response({"requests": self.requests, "not_modified": self.not_modified})
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -195,3 +216,75 @@ def _atom(doc: FeedDoc) -> str:
 def monotonic() -> float:
     """The clock the local Slack server stamps messages with."""
     return time.monotonic()
+
+
+def opml(farm: Farm) -> str:
+    """An OPML subscription list of every feed (what feed readers import)."""
+    outlines = "".join(
+        f'<outline type="rss" text="Farm feed {n}" title="Farm feed {n}"'
+        f" xmlUrl={quoteattr(url)} htmlUrl={quoteattr(f'https://news.example.com/{n}')}/>\n"
+        for n, url in enumerate(farm.urls)
+    )
+    title = f"mastwatch bench farm: {len(farm.docs)} feeds"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<opml version="2.0">'
+        f"<head><title>{escape(title)}</title></head>\n<body>\n{outlines}</body></opml>\n"
+    )
+
+
+READY = "farm ready"  # the line ``python -m bench.farm`` prints once it serves
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.farm",
+        description="Serve the benchmark feed farm on loopback until SIGINT or SIGTERM.",
+    )
+    parser.add_argument("--feeds", type=int, default=500)
+    parser.add_argument("--items", type=int, default=30, help="items per feed")
+    parser.add_argument("--hosts", type=int, default=50, help="ports the feeds are spread over")
+    parser.add_argument("--seed", type=int, default=SEED, help="same seed, same documents")
+    parser.add_argument(
+        "--first-port", type=int, default=0, help="listen on this port and the next ones"
+    )
+    parser.add_argument("--urls", type=Path, default=Path("var/farm/urls.txt"))
+    parser.add_argument("--opml", type=Path, default=Path("var/farm/farm.opml"))
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> dict[str, int]:
+    """Serve until SIGINT or SIGTERM; returns the request counts."""
+    farm = Farm(args.feeds, args.items, hosts=args.hosts, seed=args.seed)
+    await farm.start(args.first_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        for path, text in (
+            (args.urls, "".join(f"{u}\n" for u in farm.urls)),
+            (args.opml, opml(farm)),
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        ports = " ".join(str(port) for port in farm.ports)
+        print(
+            f"{len(farm.docs)} feeds x {args.items} items (seed {args.seed}) on 127.0.0.1,"
+            f" ports {ports}\nurls: {args.urls}\nopml: {args.opml}\nstats:"
+            f" http://127.0.0.1:{farm.ports[0]}/stats\n{READY} (stop with Ctrl-C or SIGTERM)",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await farm.stop()
+    return {"requests": farm.requests, "not_modified": farm.not_modified}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    counts = asyncio.run(serve(_arguments(argv)))
+    print(f"farm stopped: {json.dumps(counts)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
