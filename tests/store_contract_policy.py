@@ -96,6 +96,8 @@ class SilenceStoreContract:
         assert await store.list_silences(at(0)) == [first, later]
         assert await store.active_silences(at(0)) == [first]
         assert await store.active_silences(at(3600)) == [first, later]
+        # decide reads them with the rest of the policy state, in one call
+        assert (await store.policy_rows(at(3600), 60.0, [])).silences == (first, later)
         assert await store.expire_silence("s1", at(7200))
         assert not await store.expire_silence("s1", at(7300))  # already ended
         assert not await store.expire_silence("nope", at(7300))

@@ -266,6 +266,7 @@ class PolicyRows:
     told: dict[str, frozenset[tuple[str, str]]]
     last_alert: dict[tuple[str, str], datetime]
     sent_last_hour: dict[str, int]
+    silences: tuple[Silence, ...] = ()  # active at the time asked
 
 
 @dataclass(frozen=True, slots=True)

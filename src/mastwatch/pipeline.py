@@ -271,7 +271,7 @@ class Pipeline:
             told=rows.told,
             last_alert=rows.last_alert,
             sent_last_hour=rows.sent_last_hour,
-            silences=tuple(await self.store.active_silences(now)),
+            silences=rows.silences,
         )
         decided = decide(candidates, state, now)
         for record in decided.records:

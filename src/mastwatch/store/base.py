@@ -97,7 +97,8 @@ class Store(Protocol):
     ) -> PolicyRows:
         """What ``policy.decide`` needs from before this poll: the stories seen within
         ``story_window``, the receivers that have each, each rule's last sent alert per
-        story, and the alerts each of ``rule_ids`` sent in the hour before ``now``."""
+        story, the alerts each of ``rule_ids`` sent in the hour before ``now``, and the
+        silences active at ``now``: one store call, as every poll with a match makes it."""
 
     async def story_parent(
         self, story_id: str, channel: str, target: str

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
@@ -387,7 +388,13 @@ class PostgresStore:
             self._require_pool().acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            return await pgp.policy_rows(conn, _utc(now), story_window, rule_ids)
+            rows = await pgp.policy_rows(conn, _utc(now), story_window, rule_ids)
+            silences = await conn.fetch(
+                pgp.SELECT_SILENCE + " WHERE starts_at <= $1 AND ends_at > $1"
+                " ORDER BY created_at, id",
+                _utc(now),
+            )
+            return replace(rows, silences=tuple(pgp.silence_from_row(row) for row in silences))
 
     async def story_parent(
         self, story_id: str, channel: str, target: str

@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -247,8 +248,10 @@ class SQLiteStore:
     async def policy_rows(
         self, now: datetime, story_window: float, rule_ids: Iterable[str]
     ) -> PolicyRows:
-        """Live stories, who has each, rules' last alerts per story and hourly counts."""
-        return await self._call(policy.policy_rows, now, story_window, list(rule_ids))
+        """Live stories, who has each, rules' last alerts per story, hourly counts and
+        active silences, in one trip to the store thread (each trip costs the event loop
+        the GIL while other threads work)."""
+        return await self._call(_read_before_decide, now, story_window, list(rule_ids))
 
     async def story_parent(
         self, story_id: str, channel: str, target: str
@@ -428,6 +431,13 @@ class SQLiteStore:
             raise StoreError(f"SQLite store {self.path} is not open")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+
+
+def _read_before_decide(
+    conn: sqlite3.Connection, now: datetime, story_window: float, rule_ids: list[str]
+) -> PolicyRows:
+    rows = policy.policy_rows(conn, now, story_window, rule_ids)
+    return replace(rows, silences=tuple(dg.active_silences(conn, now)))
 
 
 def _connect(path: Path | str) -> sqlite3.Connection:
