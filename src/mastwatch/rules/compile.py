@@ -34,6 +34,7 @@ from typing import Any
 
 import ahocorasick
 
+from mastwatch.rules.boundary import ascii_key
 from mastwatch.rules.builtins import BUILTIN_PATTERNS
 from mastwatch.rules.regex import compile_regex, required_literal
 from mastwatch.rules.tree import DEFAULT_FIELDS, FIELDS, MatchNode, Near, Rule, Term
@@ -92,6 +93,7 @@ class Pattern:
     check_left: bool
     check_right: bool
     exact: bool = False
+    literal: str = ""  # the literal itself (compared with the text when a find is verified)
 
 
 # A literal's automaton value (pyahocorasick stores ints as 32-bit signed values): its
@@ -103,6 +105,11 @@ CHECK_LEFT = 1 << 6
 CHECK_RIGHT = 1 << 7
 MIXED = 1 << 8
 LITERAL_ID_SHIFT = 9
+# In the automaton of marked ASCII text (see mastwatch.rules.boundary) no side is checked
+# in Python: bit 6 says instead that the key ends with the mark after the literal (so the
+# literal ends one character before the find), and MIXED also flags keys whose finds are
+# compared with the original text (literals holding non-word characters).
+RIGHT_PAD_SHIFT = 6
 MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
 # a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
 QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
@@ -122,6 +129,22 @@ class LiteralTable:
     info: tuple[LiteralInfo, ...]
     one_term: array[int]  # the literal's term, or -1 when it has several (read info)
     one_rule: array[int]  # the one rule it makes a candidate, -1 for none, -2 for several
+
+
+def _empty_table() -> LiteralTable:
+    return LiteralTable((), array("l"), array("l"))
+
+
+@dataclass(frozen=True, slots=True)
+class AsciiMatcher:
+    """Literals as found in texts that are all ASCII: an automaton over marked text, which
+    applies word boundaries itself (see :mod:`mastwatch.rules.boundary`), its table (ids
+    and values as in :class:`LiteralTable`, with RIGHT_PAD_SHIFT for the side flags), and
+    the literals searched with ``str.find`` instead, each with its id in the table."""
+
+    automaton: Any = None  # ahocorasick.Automaton, None if no ASCII literal is in it
+    table: LiteralTable = field(default_factory=_empty_table)
+    searched: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +252,9 @@ class RuleSet:
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
     # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
     # find of it means
-    literals: LiteralTable = field(
-        default_factory=lambda: LiteralTable((), array("l"), array("l")), repr=False
-    )
+    literals: LiteralTable = field(default_factory=_empty_table, repr=False)
+    # the same literals (those that are ASCII) for texts that are all ASCII
+    ascii: AsciiMatcher = field(default_factory=AsciiMatcher, repr=False)
     # per rule (by position): its packed literal conditions (CompiledRule.packed) and
     # whether they decide it alone (no filter, nothing else in its tree), None when they
     # are not packed. One tuple per candidate read instead of the whole CompiledRule:
@@ -292,12 +315,13 @@ def compile_leaf(leaf: str | Term) -> TermSpec:
 
 def _patterns(spec: TermSpec, index: int) -> list[tuple[str, Pattern]]:
     if spec.kind == "hint":  # found anywhere, inside words too
-        return [(spec.literal, Pattern(index, check_left=False, check_right=False))]
+        return [(spec.literal, Pattern(index, False, False, literal=spec.literal))]
     out = []
     for literal in (spec.literal, *spec.plurals):
         check_left = is_word_char(literal[0])
         check_right = not spec.prefix and is_word_char(literal[-1])
-        out.append((literal, Pattern(index, check_left, check_right, spec.kind == "exact")))
+        pattern = Pattern(index, check_left, check_right, spec.kind == "exact", literal)
+        out.append((literal, pattern))
     return out
 
 
@@ -435,38 +459,81 @@ class _Compiler:
         return tuple(out)
 
     def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> tuple[Any, LiteralTable]:
-        """The automaton and its literal table. Each literal's automaton value is an int
-        (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours must
-        be checked, so a find rejected at a word boundary (about half of them) touches no
-        Python object of the rule set; the table entry, read only for accepted finds,
-        holds its terms and the rules it makes candidates (so a find leads to its rules
-        without a lookup in a table of all terms: with thousands of rules that table is
-        large and cold in the CPU cache)."""
+        """The automaton of every literal and its table. Each literal's automaton value is
+        an int (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours
+        must be checked, so a find rejected at a word boundary touches no Python object of
+        the rule set; the table entry, read only for accepted finds, holds its terms and
+        the rules it makes candidates (so a find leads to its rules without a lookup in a
+        table of all terms: with thousands of rules that table is large and cold in the
+        CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
+        for literal, pattern in self.patterns():
+            by_literal.setdefault(literal, []).append(pattern)
+        return _literal_automaton(by_literal, rules_by_term, _literal_value)
+
+    def ascii_matcher(self, rules_by_term: Mapping[int, Sequence[int]]) -> AsciiMatcher:
+        """The ASCII literals keyed as the marked text shows them (see
+        :mod:`mastwatch.rules.boundary`): one key per literal and boundary sides, so leaves
+        that differ only in their sides (``tariff``, ``tariff*``) are apart."""
+        by_key: dict[str, list[Pattern]] = {}
+        searched: dict[str, list[Pattern]] = {}
+        for literal, pattern in self.patterns():
+            if literal.isascii():
+                key = ascii_key(literal, pattern.check_left, pattern.check_right)
+                group = searched.setdefault(literal, []) if key.searched else None
+                (group if group is not None else by_key.setdefault(key.key, [])).append(pattern)
+
+        def value_of(number: int, key: str, patterns: Sequence[Pattern]) -> int | None:
+            return None if key in searched else _ascii_value(number, key, patterns)
+
+        automaton, table = _literal_automaton({**by_key, **searched}, rules_by_term, value_of)
+        return AsciiMatcher(
+            automaton=automaton if by_key else None,
+            table=table,
+            searched=tuple((literal, len(by_key) + n) for n, literal in enumerate(searched)),
+        )
+
+    def patterns(self) -> list[tuple[str, Pattern]]:
         # the very int objects the trees and groups hold (self.index's values), not equal
         # copies: set and dict probes then match by identity, without reading the objects
-        for spec, index in self.index.items():
-            if spec.in_automaton:
-                for literal, pattern in _patterns(spec, index):
-                    by_literal.setdefault(literal, []).append(pattern)
-        if not by_literal:
-            return None, LiteralTable((), array("l"), array("l"))
-        if len(by_literal) > MAX_LITERALS:
-            raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        table: list[LiteralInfo] = []
-        one_term, one_rule = array("l"), array("l")
-        for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
-            automaton.add_word(literal, _literal_value(len(table), literal, patterns))
-            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
-            # the usual case, a literal whose leaves all take a find the same way (one leaf,
-            # no case check), is stored as the bare term indices: less to unpack per find
-            specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
-            table.append((len(literal), specs, tuple(patterns), tuple(triggered)))
-            one_term.append(specs[0] if len(specs) == 1 else -1)
-            one_rule.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
-        automaton.make_automaton()
-        return automaton, LiteralTable(tuple(table), one_term, one_rule)
+        return [
+            pair
+            for spec, index in self.index.items()
+            if spec.in_automaton
+            for pair in _patterns(spec, index)
+        ]
+
+
+def _literal_automaton(
+    by_literal: Mapping[str, Sequence[Pattern]],
+    rules_by_term: Mapping[int, Sequence[int]],
+    value_of: Any,
+) -> tuple[Any, LiteralTable]:
+    """An automaton of ``by_literal``'s keys (ids in the order given, value from
+    ``value_of(id, key, patterns)``) and its :class:`LiteralTable`."""
+    if not by_literal:
+        return None, _empty_table()
+    if len(by_literal) > MAX_LITERALS:
+        raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    table: list[LiteralInfo] = []
+    one_term, one_rule = array("l"), array("l")
+    for patterns in by_literal.values():
+        triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
+        # the usual case, a literal whose leaves all take a find the same way (one leaf,
+        # no case check), is stored as the bare term indices: less to unpack per find
+        specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
+        table.append((len(patterns[0].literal), specs, tuple(patterns), tuple(triggered)))
+        one_term.append(specs[0] if len(specs) == 1 else -1)
+        one_rule.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
+    # added in trie order (see _trie_order), ids kept in the order given
+    numbered = {literal: number for number, literal in enumerate(by_literal)}
+    for literal in sorted(by_literal, key=_trie_order):
+        value = value_of(numbered[literal], literal, by_literal[literal])
+        if value is not None:  # None: searched apart, not in the automaton
+            automaton.add_word(literal, value)
+    automaton.make_automaton()
+    return automaton, LiteralTable(tuple(table), one_term, one_rule)
 
 
 def _mixed(patterns: Sequence[Pattern]) -> bool:
@@ -474,6 +541,23 @@ def _mixed(patterns: Sequence[Pattern]) -> bool:
     word-boundary checks that differ): each is then checked on its own."""
     sides = {(p.check_left, p.check_right) for p in patterns}
     return len(sides) > 1 or any(p.exact for p in patterns)
+
+
+def _ascii_value(number: int, key: str, patterns: Sequence[Pattern]) -> int:
+    """An ASCII key's automaton value: the literal's length, whether the key ends with the
+    mark after it, and MIXED when its finds are taken pattern by pattern: compared with the
+    original text (a literal holding non-word characters, which several literals may share
+    a key with: ``u.s.`` and ``u.s`` both read ``u s `` once marked and padded), or checked
+    for case."""
+    literal = patterns[0].literal
+    verify = not all(map(is_word_char, literal))
+    mixed = verify or any(p.exact or p.literal != literal for p in patterns)
+    return (
+        (number << LITERAL_ID_SHIFT)
+        | (len(literal) if len(literal) <= LENGTH_MASK else 0)
+        | (patterns[0].check_right << RIGHT_PAD_SHIFT)
+        | (MIXED if mixed else 0)
+    )
 
 
 def _literal_value(number: int, literal: str, patterns: Sequence[Pattern]) -> int:
@@ -700,6 +784,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         for term in item.trigger:
             rules_by_term.setdefault(term, []).append(position)
     automaton, literals = compiler.automaton(rules_by_term)
+    ascii_matcher = compiler.ascii_matcher(rules_by_term)
     scanned_fields = max(map(_mask_in_use, trees), default=0).bit_length()
     return RuleSet(
         rules=tuple(rules),
@@ -715,6 +800,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
         automaton=automaton,
         literals=literals,
+        ascii=ascii_matcher,
         quick=tuple(map(_quick_check, compiled)),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}

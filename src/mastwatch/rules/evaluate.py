@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
+from mastwatch.rules.boundary import marked
 from mastwatch.rules.compile import (
     CHECK_LEFT,
     CHECK_RIGHT,
     LENGTH_MASK,
     LITERAL_ID_SHIFT,
     MIXED,
+    RIGHT_PAD_SHIFT,
     CompiledNear,
     CompiledNode,
     CompiledRule,
@@ -86,7 +88,74 @@ class Scan:
         for text in self.texts:
             self.ends.append((self.ends[-1] + 1 if self.ends else 0) + len(text))
         if ruleset.automaton is not None and ruleset.scanned_fields:
-            self._find_literals()
+            if self.joined.isascii():
+                self._find_ascii_literals()
+            else:
+                self._find_literals()
+
+    def _find_ascii_literals(self) -> None:
+        """:meth:`_find_literals` for a text that is all ASCII: the automaton reads the marked
+        text (see :mod:`mastwatch.rules.boundary`), so every find is on its word boundaries
+        and none is rejected here."""
+        joined, ends, matcher = self.joined, self.ends, self.ruleset.ascii
+        info, one_term, one_rule = (
+            matcher.table.info,
+            matcher.table.one_term,
+            matcher.table.one_rule,
+        )
+        field, offset, field_end = 0, 0, ends[0]
+        scan_end = ends[self.ruleset.scanned_fields - 1]
+        triggered, hits, found = self.triggered, self.hits, self.found
+        # marked index i + 1 is joined index i; the mark after the last field scanned ends
+        # the literals that end that field
+        scanned = (
+            ()
+            if matcher.automaton is None
+            else matcher.automaton.iter(marked(joined), 0, scan_end + 2)
+        )
+        for last, value in scanned:
+            number = value >> LITERAL_ID_SHIFT
+            if value & MIXED:
+                self._add_verified(info[number][2], last)
+                continue
+            end = last - (value >> RIGHT_PAD_SHIFT & 1)  # in joined, exclusive
+            while end > field_end:  # finds come in order of their end
+                offset = field_end + 1
+                field += 1
+                field_end = ends[field]
+            start = end - (value & LENGTH_MASK or info[number][0])
+            hit = (field, start - offset, end - offset)
+            term = one_term[number]
+            for spec in (term,) if term >= 0 else info[number][1]:
+                if spec in found:
+                    hits[spec].append(hit)
+                    found[spec] |= 1 << field
+                else:
+                    hits[spec] = [hit]
+                    found[spec] = 1 << field
+            rule = one_rule[number]
+            if rule >= 0:
+                triggered.add(rule)
+            elif rule < -1:
+                triggered.update(info[number][3])
+        for literal, number in matcher.searched:  # no word character: not in the automaton
+            at = joined.find(literal, 0, scan_end)
+            while at >= 0:
+                self._add_verified(info[number][2], at + len(literal))
+                at = joined.find(literal, at + 1, scan_end)
+
+    def _add_verified(self, patterns: tuple[Pattern, ...], last: int) -> None:
+        """A find ending at ``last`` in the marked text, taken pattern by pattern: each where
+        its own literal lies, if the original text holds it there."""
+        joined = self.joined
+        for pattern in patterns:
+            end = last - pattern.check_right  # the key ends with a mark after the literal
+            start = end - len(pattern.literal)
+            if start < 0 or joined[start:end] != pattern.literal:
+                continue
+            field = bisect_left(self.ends, end)
+            offset = self.ends[field - 1] + 1 if field else 0
+            self._add_checked((pattern,), (field, start - offset, end - offset), start)
 
     def _find_literals(self) -> None:
         joined, ends, ruleset = self.joined, self.ends, self.ruleset
