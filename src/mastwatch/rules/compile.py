@@ -111,6 +111,9 @@ LITERAL_ID_SHIFT = 9
 # compared with the original text (literals holding non-word characters).
 RIGHT_PAD_SHIFT = 6
 MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
+# a step of a rule's evidence plan with its position in the plan: position, term, the term
+# as the rule wrote it, the fields it is looked for in
+EvidenceStep = tuple[int, int, str, int]
 # a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
 QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
 # length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
@@ -203,9 +206,10 @@ class CompiledRule:
     packed: tuple[int, Mapping[int, int], int, int] | None = None
     # the leaves whose finds explain a match, in rule order (see _evidence_plan)
     evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
-    # when the plan holds automaton terms only (the usual case): for each term, where it
-    # sits in the plan, so a match is explained from the few terms found, not the whole plan
-    evidence_index: Mapping[int, tuple[int, ...]] | None = None
+    # when the plan holds automaton terms only (the usual case): for each term, its steps
+    # of the plan with their positions, so a match is explained from the few terms found,
+    # not the whole plan
+    evidence_index: Mapping[int, tuple[EvidenceStep, ...]] | None = None
     # what a Match repeats of the rule: id, title, tier, labels (one tuple to read per
     # match rather than the rule model and its attribute dict)
     header: tuple[str, str, str, tuple[tuple[str, str], ...]] = ("", "", "", ())
@@ -439,12 +443,13 @@ class _Compiler:
 
     def evidence_index(
         self, plan: Sequence[tuple[int, str, int] | CompiledNear]
-    ) -> Mapping[int, tuple[int, ...]] | None:
-        index: dict[int, tuple[int, ...]] = {}
+    ) -> Mapping[int, tuple[EvidenceStep, ...]] | None:
+        index: dict[int, tuple[EvidenceStep, ...]] = {}
         for position, step in enumerate(plan):
             if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
                 return None
-            index[step[0]] = (*index.get(step[0], ()), position)
+            term, written, mask = step
+            index[term] = (*index.get(term, ()), (position, term, written, mask))
         return index  # a plain dict: read per match, and dict.get is quicker through no proxy
 
     def matchers(self) -> tuple[Any, ...]:
@@ -625,10 +630,11 @@ def _expression(node: CompiledNode, consts: list[object], depth: int) -> str:
 
 
 def _codegen(tree: CompiledNode) -> Any:
-    """The tree as one function ``check(F, P, N) -> bool``, which a candidate rule is
-    evaluated with: ``F(mask)`` is the set of automaton terms found in those fields,
-    ``P(term, mask)`` whether a pattern term is found, ``N(near)`` whether a proximity
-    condition holds. One call and a few set operations instead of walking the tree.
+    """The tree as one function ``check(F, P, N)``, true when the rule holds, which a
+    candidate rule is evaluated with: ``F(mask)`` is the set of automaton terms found in
+    those fields, ``P(term, mask)`` whether a pattern term is found, ``N(near)`` true when a
+    proximity condition holds (the fields where it does). One call and a few set
+    operations instead of walking the tree.
 
     The source is built from integers and fixed operators only, never from rule text, so
     compiling it cannot run anything an operator wrote.

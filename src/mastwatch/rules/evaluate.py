@@ -9,7 +9,7 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
@@ -24,6 +24,7 @@ from mastwatch.rules.compile import (
     CompiledNear,
     CompiledNode,
     CompiledRule,
+    EvidenceStep,
     Pattern,
     RuleSet,
 )
@@ -108,11 +109,8 @@ class Scan:
         triggered, hits, found = self.triggered, self.hits, self.found
         # marked index i + 1 is joined index i; the mark after the last field scanned ends
         # the literals that end that field
-        scanned = (
-            ()
-            if matcher.automaton is None
-            else matcher.automaton.iter(marked(joined), 0, scan_end + 2)
-        )
+        automaton = matcher.automaton
+        scanned = () if automaton is None else automaton.iter(marked(joined), 0, scan_end + 2)
         for last, value in scanned:
             number = value >> LITERAL_ID_SHIFT
             if value & MIXED:
@@ -126,22 +124,31 @@ class Scan:
             start = end - (value & LENGTH_MASK or info[number][0])
             hit = (field, start - offset, end - offset)
             term = one_term[number]
-            for spec in (term,) if term >= 0 else info[number][1]:
-                if spec in found:
-                    hits[spec].append(hit)
-                    found[spec] |= 1 << field
-                else:
-                    hits[spec] = [hit]
-                    found[spec] = 1 << field
+            if term < 0:  # a literal standing for several terms
+                for spec in info[number][1]:
+                    self._add(spec, hit)
+            elif term in found:
+                hits[term].append(hit)
+                found[term] |= 1 << field
+            else:
+                hits[term] = [hit]
+                found[term] = 1 << field
             rule = one_rule[number]
             if rule >= 0:
                 triggered.add(rule)
             elif rule < -1:
                 triggered.update(info[number][3])
-        for literal, number in matcher.searched:  # no word character: not in the automaton
+        if matcher.searched:
+            self._find_searched(scan_end)
+
+    def _find_searched(self, scan_end: int) -> None:
+        """The ASCII literals that hold no word character (or a line break), which are not
+        in the automaton of marked text (see :mod:`mastwatch.rules.boundary`)."""
+        matcher, joined = self.ruleset.ascii, self.joined
+        for literal, number in matcher.searched:
             at = joined.find(literal, 0, scan_end)
-            while at >= 0:
-                self._add_verified(info[number][2], at + len(literal))
+            while at >= 0:  # overlapping finds too, as the automaton reports them
+                self._add_verified(matcher.table.info[number][2], at + len(literal))
                 at = joined.find(literal, at + 1, scan_end)
 
     def _add_verified(self, patterns: tuple[Pattern, ...], last: int) -> None:
@@ -192,13 +199,15 @@ class Scan:
                 continue
             hit = (field, start - offset, last + 1 - offset)
             term = one_term[number]
-            for spec in (term,) if term >= 0 else info[number][1]:
-                if spec in found:
-                    hits[spec].append(hit)
-                    found[spec] |= 1 << field
-                else:
-                    hits[spec] = [hit]
-                    found[spec] = 1 << field
+            if term < 0:  # a literal standing for several terms
+                for spec in info[number][1]:
+                    self._add(spec, hit)
+            elif term in found:
+                hits[term].append(hit)
+                found[term] |= 1 << field
+            else:
+                hits[term] = [hit]
+                found[term] = 1 << field
             rule = one_rule[number]
             if rule >= 0:
                 triggered.add(rule)
@@ -332,9 +341,6 @@ class Scan:
             self._found_in[mask] = terms
         return terms
 
-    def near_holds(self, near: CompiledNear) -> bool:
-        return bool(self.near_fields(near))
-
     def near_fields(self, near: CompiledNear) -> list[int]:
         """The fields in which one find of every entry lies within ``near.within``."""
         fields = self._nears.get(id(near))  # asked again when the match is explained
@@ -344,17 +350,32 @@ class Scan:
         return fields
 
     def _near_fields(self, near: CompiledNear) -> list[int]:
-        mask = near.mask
-        per_entry = []
-        for index in near.order or range(len(near.entries)):
-            hits = [hit for term in near.entries[index] for hit in self.finds(term, mask)]
-            if not hits:
-                return []
-            per_entry.append(hits)
-            mask &= sum({1 << hit[0] for hit in hits})  # only fields every entry is found in
-            if not mask:
-                return []
+        mask = self._near_mask(near)
+        if not mask:
+            return []
+        per_entry = [
+            [hit for term in entry for hit in self.finds(term, mask)] for entry in near.entries
+        ]
         return [f for f in _FIELDS_OF[mask] if self._near_in_field(f, per_entry, near.within)]
+
+    def _near_mask(self, near: CompiledNear) -> int:
+        """The fields (of ``near.mask``) in which every entry is found: literal entries first
+        (from the bits of the terms found), so patterns are searched only in the fields
+        these leave, and the usual failure costs no list of finds."""
+        mask, found, patterns = near.mask, self.found, self.ruleset.pattern_terms
+        for index in near.order or range(len(near.entries)):
+            bits = 0
+            for term in near.entries[index]:
+                if term not in patterns:
+                    bits |= found.get(term, 0)
+                    continue
+                for field in self._search(term, mask & ~bits):
+                    if self._pattern_finds(term, field):
+                        bits |= 1 << field
+            mask &= bits
+            if not mask:
+                return 0
+        return mask
 
     def _near_in_field(self, field: int, per_entry: list[list[Hit]], within: int) -> bool:
         """Sweep the finds by first token, keeping each entry's latest-ending find so far:
@@ -404,18 +425,17 @@ def explain(scan: Scan, compiled: CompiledRule) -> Match:
     index = compiled.evidence_index
     if index is None:
         return _explain_by_plan(scan, compiled)
-    # literals only: visit the plan where the terms found sit
-    positions: list[int] = []
+    # literals only: the steps of the plan where the terms found sit, in plan order
+    steps: list[EvidenceStep] = []
     for term in scan.found:
         at = index.get(term)
         if at is not None:
-            positions += at
-    positions.sort()
-    plan, hits = compiled.evidence_plan, scan.hits
+            steps += at
+    steps.sort()
+    hits = scan.hits
     found: dict[Evidence, None] = {}  # in order, without repeats
     matched: dict[str, None] = {}
-    for position in positions:
-        term, written, mask = plan[position]  # type: ignore[misc]
+    for _, term, written, mask in steps:
         for field, start, end in hits[term]:
             if 1 << field & mask:
                 found[_make(Evidence, (written, FIELDS[field], start, end))] = None
@@ -488,21 +508,34 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
     """The candidate rules that fire, in rule order. Most are decided by bits (see
-    :class:`~mastwatch.rules.compile.BranchBits`) or by their packed literal conditions
-    (see ``RuleSet.quick``), both checked here inline."""
-    quick, found_in = ruleset.quick, scan.found_in
+    :class:`~mastwatch.rules.compile.BranchBits`), checked here inline; the others by
+    :func:`_others_firing`."""
     branch = ruleset.branch_bits
-    kinds = branch.kinds
-    common = -1  # the bits of the terms found, once asked for
+    kinds, required, banned, bit_of = branch.kinds, branch.required, branch.banned, branch.bit_of
+    common = 0  # the bits of the terms found anywhere the automaton scanned
+    for term in scan.found:
+        common |= bit_of.get(term, 0)
     out = []
-    for position in sorted(candidates):  # disabled rules are never candidates
+    others = []
+    for position in candidates:  # disabled rules are never candidates
         if kinds[position]:
-            if common < 0:
-                common = _common_bits(scan, branch.bit_of)
-            need = branch.required[position]
-            if not (need and not common & need) and not common & branch.banned[position]:
+            need = required[position]
+            if (not need or common & need) and not common & banned[position]:
                 out.append(position)
-            continue
+        else:
+            others.append(position)
+    if others:
+        out += _others_firing(ruleset, scan, others)
+    out.sort()
+    return out
+
+
+def _others_firing(ruleset: RuleSet, scan: Scan, candidates: list[int]) -> list[int]:
+    """The candidates not decided by bits that fire: by their packed literal conditions
+    (see ``RuleSet.quick``) when these decide them, else by :func:`_fires_on`."""
+    quick, found_in = ruleset.quick, scan.found_in
+    out = []
+    for position in candidates:
         check = quick[position]
         if check is not None:
             mask, bits, need, banned, decided = check
@@ -511,20 +544,11 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
                 got |= bits.get(term, 0)
             if got & need != need or got & banned:
                 continue
-            if decided:
+            if decided or _rest_holds(ruleset.compiled[position], scan):
                 out.append(position)
-                continue
-        if _fires_on(ruleset.compiled[position], scan):
+        elif _fires_on(ruleset.compiled[position], scan):
             out.append(position)
     return out
-
-
-def _common_bits(scan: Scan, bit_of: Mapping[int, int]) -> int:
-    """The bits (see BranchBits) of the terms found anywhere the automaton scanned."""
-    bits = 0
-    for term in scan.found:
-        bits |= bit_of.get(term, 0)
-    return bits
 
 
 def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
@@ -540,13 +564,18 @@ def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
             return False
     elif not _literal_conditions_hold(compiled, scan):
         return False
+    return _rest_holds(compiled, scan)
+
+
+def _rest_holds(compiled: CompiledRule, scan: Scan) -> bool:
+    """Whether a rule whose literal conditions hold fires: its filters, then its tree."""
     if compiled.filtered and not admits(compiled, scan):
         return False
     if compiled.decided:
         return True
     if compiled.check is None:
         return scan.holds(compiled.tree)
-    return bool(compiled.check(scan.found_in, scan.present, scan.near_holds))
+    return bool(compiled.check(scan.found_in, scan.present, scan.near_fields))
 
 
 def _literal_conditions_hold(compiled: CompiledRule, scan: Scan) -> bool:
