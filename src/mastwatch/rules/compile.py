@@ -130,12 +130,14 @@ class LiteralTable:
     """
 
     info: tuple[LiteralInfo, ...]
-    one_term: array[int]  # the literal's term, or -1 when it has several (read info)
-    one_rule: array[int]  # the one rule it makes a candidate, -1 for none, -2 for several
+    # two ints per literal, side by side (one cache line to read per find): at 2 * id the
+    # literal's term, or -1 when it has several (read info); at 2 * id + 1 the one rule it
+    # makes a candidate, -1 for none, -2 for several
+    one: array[int]
 
 
 def _empty_table() -> LiteralTable:
-    return LiteralTable((), array("l"), array("l"))
+    return LiteralTable((), array("l"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,15 +524,15 @@ def _literal_automaton(
         raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
     automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
     table: list[LiteralInfo] = []
-    one_term, one_rule = array("l"), array("l")
+    one = array("l")
     for patterns in by_literal.values():
         triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
         # the usual case, a literal whose leaves all take a find the same way (one leaf,
         # no case check), is stored as the bare term indices: less to unpack per find
         specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
         table.append((len(patterns[0].literal), specs, tuple(patterns), tuple(triggered)))
-        one_term.append(specs[0] if len(specs) == 1 else -1)
-        one_rule.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
+        one.append(specs[0] if len(specs) == 1 else -1)
+        one.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
     # added in trie order (see _trie_order), ids kept in the order given
     numbered = {literal: number for number, literal in enumerate(by_literal)}
     for literal in sorted(by_literal, key=_trie_order):
@@ -538,7 +540,7 @@ def _literal_automaton(
         if value is not None:  # None: searched apart, not in the automaton
             automaton.add_word(literal, value)
     automaton.make_automaton()
-    return automaton, LiteralTable(tuple(table), one_term, one_rule)
+    return automaton, LiteralTable(tuple(table), one)
 
 
 def _mixed(patterns: Sequence[Pattern]) -> bool:

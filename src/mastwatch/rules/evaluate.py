@@ -99,11 +99,7 @@ class Scan:
         text (see :mod:`mastwatch.rules.boundary`), so every find is on its word boundaries
         and none is rejected here."""
         joined, ends, matcher = self.joined, self.ends, self.ruleset.ascii
-        info, one_term, one_rule = (
-            matcher.table.info,
-            matcher.table.one_term,
-            matcher.table.one_rule,
-        )
+        info, one = matcher.table.info, matcher.table.one
         field, offset, field_end = 0, 0, ends[0]
         scan_end = ends[self.ruleset.scanned_fields - 1]
         triggered, hits, found = self.triggered, self.hits, self.found
@@ -123,7 +119,7 @@ class Scan:
                 field_end = ends[field]
             start = end - (value & LENGTH_MASK or info[number][0])
             hit = (field, start - offset, end - offset)
-            term = one_term[number]
+            term = one[number << 1]
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
                     self._add(spec, hit)
@@ -133,7 +129,7 @@ class Scan:
             else:
                 hits[term] = [hit]
                 found[term] = 1 << field
-            rule = one_rule[number]
+            rule = one[number << 1 | 1]
             if rule >= 0:
                 triggered.add(rule)
             elif rule < -1:
@@ -167,7 +163,7 @@ class Scan:
     def _find_literals(self) -> None:
         joined, ends, ruleset = self.joined, self.ends, self.ruleset
         size, table = len(joined), ruleset.literals
-        info, one_term, one_rule = table.info, table.one_term, table.one_rule
+        info, one = table.info, table.one
         field, offset, field_end = 0, 0, ends[0]
         scanned = ruleset.automaton.iter(joined, 0, ends[ruleset.scanned_fields - 1])
         triggered, hits, found = self.triggered, self.hits, self.found
@@ -198,7 +194,7 @@ class Scan:
             ):
                 continue
             hit = (field, start - offset, last + 1 - offset)
-            term = one_term[number]
+            term = one[number << 1]
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
                     self._add(spec, hit)
@@ -208,7 +204,7 @@ class Scan:
             else:
                 hits[term] = [hit]
                 found[term] = 1 << field
-            rule = one_rule[number]
+            rule = one[number << 1 | 1]
             if rule >= 0:
                 triggered.add(rule)
             elif rule < -1:
@@ -502,8 +498,11 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
         candidates.update(ruleset.always_candidates)
     if not candidates:
         return []
+    fired = _firing(ruleset, scan, candidates)
+    if not fired:  # most items with candidates at all
+        return []
     rules = ruleset.compiled
-    return [explain(scan, rules[position]) for position in _firing(ruleset, scan, candidates)]
+    return [explain(scan, rules[position]) for position in fired]
 
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
@@ -526,7 +525,8 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
             others.append(position)
     if others:
         out += _others_firing(ruleset, scan, others)
-    out.sort()
+    if len(out) > 1:
+        out.sort()
     return out
 
 
