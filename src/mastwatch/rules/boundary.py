@@ -70,4 +70,5 @@ def ascii_key(literal: str, check_left: bool, check_right: bool) -> AsciiKey:
     inner = literal.encode("ascii").translate(_TABLE).decode("ascii")
     left = MARK if check_left else ""
     right = MARK if check_right else ""
-    return AsciiKey(f"{left}{inner}{right}", check_right, inner != literal, searched=False)
+    verify = not all(map(is_word_char, literal))  # a MARK in the key may be any non-word
+    return AsciiKey(f"{left}{inner}{right}", check_right, verify, searched=False)

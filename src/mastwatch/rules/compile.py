@@ -557,7 +557,7 @@ def _ascii_value(number: int, key: str, patterns: Sequence[Pattern]) -> int:
     a key with: ``u.s.`` and ``u.s`` both read ``u s `` once marked and padded), or checked
     for case."""
     literal = patterns[0].literal
-    verify = not all(map(is_word_char, literal))
+    verify = ascii_key(literal, patterns[0].check_left, patterns[0].check_right).verify
     mixed = verify or any(p.exact or p.literal != literal for p in patterns)
     return (
         (number << LITERAL_ID_SHIFT)
