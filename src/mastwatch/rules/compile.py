@@ -35,7 +35,7 @@ from typing import Any
 import ahocorasick
 
 from mastwatch.rules.boundary import ascii_key
-from mastwatch.rules.builtins import BUILTIN_PATTERNS
+from mastwatch.rules.builtins import BUILTIN_NEEDLES, BUILTIN_PATTERNS
 from mastwatch.rules.regex import compile_regex, required_literal
 from mastwatch.rules.tree import DEFAULT_FIELDS, FIELDS, MatchNode, Near, Rule, Term
 from mastwatch.text import has_cjk, is_word_char, normalize, normalize_cased
@@ -271,8 +271,9 @@ class RuleSet:
     )
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # per term: for a regex, a literal every match contains (even one character, such as
-    # the '%' of a percentage), so a field without it is not searched; else ""
-    needles: tuple[str, ...] = ()
+    # the '%' of a percentage); for a built-in pattern, strings one of which every match
+    # contains (BUILTIN_NEEDLES): a field holding none is not searched; else ()
+    needles: tuple[tuple[str, ...], ...] = ()
     # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
     # looks at, so the source, tags and link are not scanned when no rule is about them
     scanned_fields: int = len(FIELDS)
@@ -799,10 +800,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         content_hash=content_hash(rules),
         terms=tuple(compiler.specs),
         matchers=compiler.matchers(),
-        needles=tuple(
-            (required_literal(spec.literal, 1) or "") if spec.kind == "regex" else ""
-            for spec in compiler.specs
-        ),
+        needles=tuple(map(_needles, compiler.specs)),
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
@@ -816,6 +814,13 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         scanned_fields=scanned_fields,
         branch_bits=_branch_bits(compiled, scanned_fields),
     )
+
+
+def _needles(spec: TermSpec) -> tuple[str, ...]:
+    if spec.kind == "builtin":
+        return BUILTIN_NEEDLES[spec.literal]
+    needle = required_literal(spec.literal, 1) if spec.kind == "regex" else None
+    return (needle,) if needle else ()
 
 
 def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> BranchBits:

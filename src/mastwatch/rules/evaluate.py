@@ -269,8 +269,8 @@ class Scan:
         key = (term, field)
         hits = self._lazy.get(key)
         if hits is None:
-            text, needle = self.texts[field], self.ruleset.needles[term]
-            if needle and needle not in text:  # no match can lack it: skip the search
+            text = self.texts[field]
+            if _lacks_needles(text, self.ruleset.needles[term]):  # no match: skip the search
                 hits = []
             else:
                 found = self.ruleset.matchers[term].finditer(text)
@@ -283,7 +283,8 @@ class Scan:
         and its ``\b`` sees the break as it sees the edge of a field."""
         per_field: list[list[Hit]] = [[] for _ in FIELDS]
         field, offset = 0, 0
-        for found in self.ruleset.matchers[term].finditer(self.joined):
+        lacking = _lacks_needles(self.joined, self.ruleset.needles[term])
+        for found in () if lacking else self.ruleset.matchers[term].finditer(self.joined):
             while found.start() > self.ends[field]:
                 offset = self.ends[field] + 1
                 field += 1
@@ -396,6 +397,15 @@ class Scan:
         if self._language is None:
             self._language = item_language(self.doc)
         return self._language
+
+
+def _lacks_needles(text: str, needles: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds none of a pattern's needles (so it holds no match); False
+    when the pattern has none."""
+    for needle in needles:
+        if needle in text:
+            return False
+    return bool(needles)
 
 
 def admits(compiled: CompiledRule, scan: Scan) -> bool:
