@@ -220,7 +220,8 @@ class CompiledRule:
     languages: frozenset[str] = frozenset()
 
 
-COMMON_TERMS = 64  # terms given a bit in BranchBits (one unsigned 64-bit word)
+COMMON_TERMS = 63  # terms given a bit in BranchBits (one unsigned 64-bit word, with BY_BITS)
+BY_BITS = 1 << 63
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +237,16 @@ class BranchBits:
     objects (which, among thousands of rules, are mostly not).
     """
 
-    bit_of: Mapping[int, int]  # term -> its bit
-    kinds: bytes  # per rule: 1 when decided by bits
-    required: array[int]  # per rule: the bits of its other required group (0: none)
-    banned: array[int]  # per rule: the bits of its excluded groups
+    bit_of: Mapping[int, int]  # term -> its bit (bits 0 to 62)
+    # two numbers per rule, side by side (one cache line to read per candidate): at
+    # 2 * position the bits of its other required group with BY_BITS set when the rule is
+    # decided by bits (0: it is not), at 2 * position + 1 the bits of its excluded groups
+    pairs: array[int]
+
+    @property
+    def kinds(self) -> bytes:
+        """Per rule: 1 when decided by bits."""
+        return bytes(bool(need) for need in self.pairs[0::2])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -266,9 +273,7 @@ class RuleSet:
     # are not packed. One tuple per candidate read instead of the whole CompiledRule:
     # with thousands of rules each object read is likely a CPU cache miss
     quick: tuple[QuickCheck | None, ...] = field(default=(), repr=False)
-    branch_bits: BranchBits = field(
-        default_factory=lambda: BranchBits({}, b"", array("Q"), array("Q")), repr=False
-    )
+    branch_bits: BranchBits = field(default_factory=lambda: BranchBits({}, array("Q")), repr=False)
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # per term: for a regex, a literal every match contains (even one character, such as
     # the '%' of a percentage); for a built-in pattern, strings one of which every match
@@ -833,18 +838,15 @@ def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> Branc
         for term in group
     )
     bit_of = {term: 1 << n for n, (term, _) in enumerate(usage.most_common(COMMON_TERMS))}
-    kinds = bytearray(len(compiled))
-    required = array("Q", bytes(8 * len(compiled)))
-    banned = array("Q", bytes(8 * len(compiled)))
+    pairs = array("Q", bytes(16 * len(compiled)))
     scanned = (1 << scanned_fields) - 1
     for position, item in enumerate(compiled):
         others = _bit_branches(item, scanned, bit_of)
         if others is not None:
-            kinds[position] = 1
-            required[position] = sum(bit_of[term] for term in others)
+            pairs[2 * position] = BY_BITS | sum(bit_of[term] for term in others)
             excluded = {term for _, group in item.excludes for term in group}
-            banned[position] = sum(bit_of[term] for term in excluded)
-    return BranchBits(bit_of, bytes(kinds), required, banned)
+            pairs[2 * position + 1] = sum(bit_of[term] for term in excluded)
+    return BranchBits(bit_of, pairs)
 
 
 def _bit_branches(

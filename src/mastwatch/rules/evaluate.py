@@ -15,6 +15,7 @@ from itertools import islice
 from mastwatch.model import Document, Evidence, Item, Match
 from mastwatch.rules.boundary import marked
 from mastwatch.rules.compile import (
+    BY_BITS,
     CHECK_LEFT,
     CHECK_RIGHT,
     LENGTH_MASK,
@@ -520,19 +521,19 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
     :class:`~mastwatch.rules.compile.BranchBits`), checked here inline; the others by
     :func:`_others_firing`."""
     branch = ruleset.branch_bits
-    kinds, required, banned, bit_of = branch.kinds, branch.required, branch.banned, branch.bit_of
+    pairs, bit_of = branch.pairs, branch.bit_of
     common = 0  # the bits of the terms found anywhere the automaton scanned
     for term in scan.found:
         common |= bit_of.get(term, 0)
     out = []
     others = []
     for position in candidates:  # disabled rules are never candidates
-        if kinds[position]:
-            need = required[position]
-            if (not need or common & need) and not common & banned[position]:
-                out.append(position)
-        else:
+        need = pairs[position << 1]
+        if not need:
             others.append(position)
+        # BY_BITS alone: no other required group; common never has that bit
+        elif (need == BY_BITS or common & need) and not common & pairs[position << 1 | 1]:
+            out.append(position)
     if others:
         out += _others_firing(ruleset, scan, others)
     if len(out) > 1:
