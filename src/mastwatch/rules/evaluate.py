@@ -124,12 +124,12 @@ class Scan:
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
                     self._add(spec, hit)
-            elif term in found:
-                hits[term].append(hit)
-                found[term] |= 1 << field
-            else:
+            elif (bits := found.get(term)) is None:
                 hits[term] = [hit]
                 found[term] = 1 << field
+            else:
+                hits[term].append(hit)
+                found[term] = bits | 1 << field
             rule = one[number << 1 | 1]
             if rule >= 0:
                 triggered.add(rule)
@@ -199,12 +199,12 @@ class Scan:
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
                     self._add(spec, hit)
-            elif term in found:
-                hits[term].append(hit)
-                found[term] |= 1 << field
-            else:
+            elif (bits := found.get(term)) is None:
                 hits[term] = [hit]
                 found[term] = 1 << field
+            else:
+                hits[term].append(hit)
+                found[term] = bits | 1 << field
             rule = one[number << 1 | 1]
             if rule >= 0:
                 triggered.add(rule)
@@ -447,7 +447,9 @@ def explain(scan: Scan, compiled: CompiledRule) -> Match:
             if 1 << field & mask:
                 found[_make(Evidence, (written, FIELDS[field], start, end))] = None
                 matched[written] = None
-    return _match(compiled, tuple(matched), found)
+    rule_id, title, tier, labels = compiled.header
+    evidence = tuple(found) if len(found) <= MAX_EVIDENCE else tuple(islice(found, MAX_EVIDENCE))
+    return _make(Match, (rule_id, title, tier, tuple(matched), labels, evidence))
 
 
 def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
