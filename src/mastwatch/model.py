@@ -55,8 +55,9 @@ class Document:
 
 
 # Evidence and Match are named tuples rather than frozen dataclasses: as immutable, but made
-# in a tenth of the time (a frozen dataclass sets each field through object.__setattr__),
-# and the matcher makes one Match and a few Evidence for every rule that fires.
+# in a quarter of the time or less (a frozen dataclass sets each field through
+# object.__setattr__), and the matcher makes one Match and a few Evidence for every rule
+# that fires.
 class Evidence(NamedTuple):
     """One place a rule's term was found: ``Document.<field>[start:end]`` (normalised text)."""
 
