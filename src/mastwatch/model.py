@@ -1,7 +1,7 @@
 """Plain data passed between the stages of the pipeline.
 
 Every arrow in the data flow (see docs/architecture.md) carries one of these frozen
-dataclasses, so each stage can be tested with literal values and no I/O.
+dataclasses (or named tuples), so each stage can be tested with literal values and no I/O.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_TIERS: tuple[str, ...] = ("critical", "high", "normal", "digest")
 
@@ -54,8 +54,11 @@ class Document:
     source_tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+# Evidence and Match are named tuples rather than frozen dataclasses: as immutable, but made
+# in a quarter of the time or less (a frozen dataclass sets each field through
+# object.__setattr__), and the matcher makes one Match and a few Evidence for every rule
+# that fires.
+class Evidence(NamedTuple):
     """One place a rule's term was found: ``Document.<field>[start:end]`` (normalised text)."""
 
     term: str  # as the rule wrote it
@@ -64,8 +67,7 @@ class Evidence:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """A rule that fired on a document, with the evidence that made it fire."""
 
     rule_id: str

@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mastwatch.errors import RuleError
 from mastwatch.model import DEFAULT_TIERS, Evidence, Item
@@ -15,12 +17,13 @@ from mastwatch.rules import (
     Rule,
     RuleSet,
     Term,
+    builtins,
     compile_rules,
     load_rules,
     match,
     run_inline_tests,
 )
-from mastwatch.rules.builtins import BUILTIN_PATTERNS
+from mastwatch.rules.builtins import BUILTIN_NEEDLES, BUILTIN_PATTERNS
 from mastwatch.rules.compile import TermSpec
 from mastwatch.rules.regex import required_literal
 from mastwatch.text import make_document, normalize
@@ -329,12 +332,40 @@ def test_regex_needle_skips_fields_without_it() -> None:
         match=MatchNode(op="any", children=(Term(kind="regex", text=r"\d+(\.\d+)? ?%"),)),
     )
     ruleset = compile_rules([rule])
-    assert ruleset.needles[ruleset.terms.index(TermSpec(r"\d+(\.\d+)? ?%", kind="regex"))] == "%"
+    assert ruleset.needles[ruleset.terms.index(TermSpec(r"\d+(\.\d+)? ?%", kind="regex"))] == ("%",)
     item = Item(
         source_id="s", key="k", title="up 25 percent", summary="up 25\uff05"
     )  # full-width, as Japanese feeds write it
     [found] = match(ruleset, make_document(item))
     assert [(e.field, e.start, e.end) for e in found.evidence] == [("summary", 3, 6)]
+
+
+_BUILTIN_SOURCES = {
+    "@date": builtins._DATE,
+    "@money": builtins._MONEY,
+    "@percent": builtins._PERCENT,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_PATTERNS))
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_every_builtin_match_holds_one_of_its_needles(name: str, data: st.DataObject) -> None:
+    """A field without any needle is not searched: that is safe only if no match lacks
+    one. Strings made from the pattern's own source, and what RE2 finds in them."""
+    text = data.draw(st.from_regex(_BUILTIN_SOURCES[name], fullmatch=True))
+    needles = BUILTIN_NEEDLES[name]
+    assert any(needle in text for needle in needles), text
+    for found in BUILTIN_PATTERNS[name].finditer(normalize(text)):
+        assert any(needle in found.group() for needle in needles), found.group()
+
+
+def test_builtin_needles_skip_fields_without_them() -> None:
+    rule = Rule(id="d", title="D", tier="high", match=MatchNode(op="any", children=("@date",)))
+    ruleset = compile_rules([rule])
+    item = Item(source_id="s", key="k", title="talks stall", summary="due on 20 July")
+    [found] = match(ruleset, make_document(item))
+    assert [(e.field, e.start, e.end) for e in found.evidence] == [("summary", 7, 14)]
 
 
 def test_candidate_rules_are_picked_by_rare_terms(tmp_path: Path) -> None:

@@ -332,3 +332,12 @@ def test_run_inline_tests_reports_each_failure_with_file_and_line(tmp_path: Path
         f"{path}:12: rule 'tariffs' test 2: expected match, got no-match",
         f"{path}:18: rule 'tariffs' test 4: expected no-match, got match",
     ]
+
+
+def test_evidence_is_bounded_and_matched_lists_each_term_once() -> None:
+    ruleset = compile_rules([make_rule("r", {"all": ["tax", {"any": ["duty"]}]})])
+    [found] = match(ruleset, doc(" ".join(["tax"] * 150), "duty"))
+    assert found.matched == ("tax", "duty")
+    assert len(found.evidence) == 100  # MAX_EVIDENCE, the first ones in rule order
+    assert {e.term for e in found.evidence} == {"tax"}
+    assert found.evidence[0] == Evidence("tax", "title", 0, 3)

@@ -7,6 +7,8 @@ Japanese texts built from words chosen to hit boundaries, plurals, case and over
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,7 @@ from mastwatch.model import Document, Item, Match
 from mastwatch.rules import MatchNode, Near, Rule, Term, compile_rules, field_texts, match
 from mastwatch.rules.compile import RuleSet
 from mastwatch.rules.evaluate import Scan, _fires_on, _firing, _plan_evidence, admits
-from mastwatch.rules.reference import ReferenceMatcher
+from mastwatch.rules.reference import ReferenceMatcher, _literal_regex, _overlapping
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import make_document
 
@@ -139,10 +141,16 @@ def rules(draw: st.DrawFn) -> list[Rule]:
     return out
 
 
-text = st.lists(
-    st.tuples(st.sampled_from(WORDS), st.sampled_from([" ", " ", "", ", ", "\n"])),
-    max_size=12,
-).map(lambda parts: "".join(word + sep for word, sep in parts))
+def _texts(words: list[str]) -> st.SearchStrategy[str]:
+    return st.lists(
+        st.tuples(st.sampled_from(words), st.sampled_from([" ", " ", "", ", ", "\n"])),
+        max_size=12,
+    ).map(lambda parts: "".join(word + sep for word, sep in parts))
+
+
+# all-ASCII items are matched on a marked copy of their text (rules.boundary), the others
+# with the boundaries checked in Python: both kinds are drawn
+text = _texts(WORDS) | _texts([word for word in WORDS if word.isascii()])
 
 
 @st.composite
@@ -172,6 +180,27 @@ def test_compiled_matcher_equals_reference(rule_list: list[Rule], docs: list[Doc
             for evidence in m.evidence:
                 assert 0 <= evidence.start < evidence.end <= len(texts[evidence.field])
         _check_shortcuts(compiled, doc, found)
+        _check_literal_finds(compiled, doc)
+
+
+def _check_literal_finds(ruleset: RuleSet, doc: Document) -> None:
+    """Every plain term is found exactly where the reference's regex finds it (evidence
+    spans come from these finds), in order of the finds' ends, in the fields scanned."""
+    scan = Scan(ruleset, doc)
+    texts = field_texts(doc)
+    for term, spec in enumerate(ruleset.terms):
+        if spec.kind != "term":
+            continue
+        literals = sorted((spec.literal, *spec.plurals), key=len, reverse=True)
+        pattern = re.compile("|".join(_literal_regex(lit, spec.prefix) for lit in literals))
+        expected = [
+            (field, start, end)
+            for field in range(ruleset.scanned_fields)
+            for start, end in _overlapping(pattern, texts[field])
+        ]
+        hits = scan.hits.get(term, [])
+        assert sorted(hits) == sorted(expected)
+        assert hits == sorted(hits, key=lambda hit: (hit[0], hit[2]))
 
 
 def _check_shortcuts(ruleset: RuleSet, doc: Document, found: list[Match]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from mastwatch.rules.regex import compile_regex
 
-__all__ = ["BUILTIN_PATTERNS"]
+__all__ = ["BUILTIN_NEEDLES", "BUILTIN_PATTERNS"]
 
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
@@ -61,4 +61,24 @@ BUILTIN_PATTERNS: dict[str, Any] = {
     "@date": compile_regex(_DATE),
     "@money": compile_regex(_MONEY),
     "@percent": compile_regex(_PERCENT),
+}
+
+# For each pattern, strings one of which every match contains (read off its alternatives
+# above: a month name starts with one of these three letters, a numeric date has 月 or a
+# dash or slash between digits, an amount has a currency, a percentage a sign or word). A
+# field holding none of them is not searched: a plain substring test is several times
+# cheaper than a call into RE2. The text is NFKC-normalised and case-folded, so these are
+# lower case (RE2's case-insensitive matching adds only the long s and the Kelvin sign to
+# ASCII letters, which NFKC turns into s and k). tests/unit/test_rules_language.py checks
+# them against strings generated from the patterns.
+BUILTIN_NEEDLES: dict[str, tuple[str, ...]] = {
+    "@date": (
+        *("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        *("月", "-", "/"),
+    ),
+    "@money": (
+        *("$", "¥", "€", "£", "usd", "jpy", "eur", "gbp", "dollar", "yen", "pound"),
+        *("円", "ドル", "ユーロ", "ポンド"),
+    ),
+    "@percent": ("%", "cent", "パーセント"),
 }

@@ -34,7 +34,8 @@ from typing import Any
 
 import ahocorasick
 
-from mastwatch.rules.builtins import BUILTIN_PATTERNS
+from mastwatch.rules.boundary import ascii_key
+from mastwatch.rules.builtins import BUILTIN_NEEDLES, BUILTIN_PATTERNS
 from mastwatch.rules.regex import compile_regex, required_literal
 from mastwatch.rules.tree import DEFAULT_FIELDS, FIELDS, MatchNode, Near, Rule, Term
 from mastwatch.text import has_cjk, is_word_char, normalize, normalize_cased
@@ -92,6 +93,7 @@ class Pattern:
     check_left: bool
     check_right: bool
     exact: bool = False
+    literal: str = ""  # the literal itself (compared with the text when a find is verified)
 
 
 # A literal's automaton value (pyahocorasick stores ints as 32-bit signed values): its
@@ -103,7 +105,15 @@ CHECK_LEFT = 1 << 6
 CHECK_RIGHT = 1 << 7
 MIXED = 1 << 8
 LITERAL_ID_SHIFT = 9
+# In the automaton of marked ASCII text (see mastwatch.rules.boundary) no side is checked
+# in Python: bit 6 says instead that the key ends with the mark after the literal (so the
+# literal ends one character before the find), and MIXED also flags keys whose finds are
+# compared with the original text (literals holding non-word characters).
+RIGHT_PAD_SHIFT = 6
 MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
+# a step of a rule's evidence plan with its position in the plan: position, term, the term
+# as the rule wrote it, the fields it is looked for in
+EvidenceStep = tuple[int, int, str, int]
 # a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
 QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
 # length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
@@ -120,8 +130,26 @@ class LiteralTable:
     """
 
     info: tuple[LiteralInfo, ...]
-    one_term: array[int]  # the literal's term, or -1 when it has several (read info)
-    one_rule: array[int]  # the one rule it makes a candidate, -1 for none, -2 for several
+    # two ints per literal, side by side (one cache line to read per find): at 2 * id the
+    # literal's term, or -1 when it has several (read info); at 2 * id + 1 the one rule it
+    # makes a candidate, -1 for none, -2 for several
+    one: array[int]
+
+
+def _empty_table() -> LiteralTable:
+    return LiteralTable((), array("l"))
+
+
+@dataclass(frozen=True, slots=True)
+class AsciiMatcher:
+    """Literals as found in texts that are all ASCII: an automaton over marked text, which
+    applies word boundaries itself (see :mod:`mastwatch.rules.boundary`), its table (ids
+    and values as in :class:`LiteralTable`, with RIGHT_PAD_SHIFT for the side flags), and
+    the literals searched with ``str.find`` instead, each with its id in the table."""
+
+    automaton: Any = None  # ahocorasick.Automaton, None if no ASCII literal is in it
+    table: LiteralTable = field(default_factory=_empty_table)
+    searched: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +208,10 @@ class CompiledRule:
     packed: tuple[int, Mapping[int, int], int, int] | None = None
     # the leaves whose finds explain a match, in rule order (see _evidence_plan)
     evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
-    # when the plan holds automaton terms only (the usual case): for each term, where it
-    # sits in the plan, so a match is explained from the few terms found, not the whole plan
-    evidence_index: Mapping[int, tuple[int, ...]] | None = None
+    # when the plan holds automaton terms only (the usual case): for each term, its steps
+    # of the plan with their positions, so a match is explained from the few terms found,
+    # not the whole plan
+    evidence_index: Mapping[int, tuple[EvidenceStep, ...]] | None = None
     # what a Match repeats of the rule: id, title, tier, labels (one tuple to read per
     # match rather than the rule model and its attribute dict)
     header: tuple[str, str, str, tuple[tuple[str, str], ...]] = ("", "", "", ())
@@ -191,7 +220,8 @@ class CompiledRule:
     languages: frozenset[str] = frozenset()
 
 
-COMMON_TERMS = 64  # terms given a bit in BranchBits (one unsigned 64-bit word)
+COMMON_TERMS = 63  # terms given a bit in BranchBits (one unsigned 64-bit word, with BY_BITS)
+BY_BITS = 1 << 63
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +237,16 @@ class BranchBits:
     objects (which, among thousands of rules, are mostly not).
     """
 
-    bit_of: Mapping[int, int]  # term -> its bit
-    kinds: bytes  # per rule: 1 when decided by bits
-    required: array[int]  # per rule: the bits of its other required group (0: none)
-    banned: array[int]  # per rule: the bits of its excluded groups
+    bit_of: Mapping[int, int]  # term -> its bit (bits 0 to 62)
+    # two numbers per rule, side by side (one cache line to read per candidate): at
+    # 2 * position the bits of its other required group with BY_BITS set when the rule is
+    # decided by bits (0: it is not), at 2 * position + 1 the bits of its excluded groups
+    pairs: array[int]
+
+    @property
+    def kinds(self) -> bytes:
+        """Per rule: 1 when decided by bits."""
+        return bytes(bool(need) for need in self.pairs[0::2])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -229,21 +265,20 @@ class RuleSet:
     automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
     # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
     # find of it means
-    literals: LiteralTable = field(
-        default_factory=lambda: LiteralTable((), array("l"), array("l")), repr=False
-    )
+    literals: LiteralTable = field(default_factory=_empty_table, repr=False)
+    # the same literals (those that are ASCII) for texts that are all ASCII
+    ascii: AsciiMatcher = field(default_factory=AsciiMatcher, repr=False)
     # per rule (by position): its packed literal conditions (CompiledRule.packed) and
     # whether they decide it alone (no filter, nothing else in its tree), None when they
     # are not packed. One tuple per candidate read instead of the whole CompiledRule:
     # with thousands of rules each object read is likely a CPU cache miss
     quick: tuple[QuickCheck | None, ...] = field(default=(), repr=False)
-    branch_bits: BranchBits = field(
-        default_factory=lambda: BranchBits({}, b"", array("Q"), array("Q")), repr=False
-    )
+    branch_bits: BranchBits = field(default_factory=lambda: BranchBits({}, array("Q")), repr=False)
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # per term: for a regex, a literal every match contains (even one character, such as
-    # the '%' of a percentage), so a field without it is not searched; else ""
-    needles: tuple[str, ...] = ()
+    # the '%' of a percentage); for a built-in pattern, strings one of which every match
+    # contains (BUILTIN_NEEDLES): a field holding none is not searched; else ()
+    needles: tuple[tuple[str, ...], ...] = ()
     # how many fields (in FIELDS order) the automaton scans: up to the last one any rule
     # looks at, so the source, tags and link are not scanned when no rule is about them
     scanned_fields: int = len(FIELDS)
@@ -292,12 +327,13 @@ def compile_leaf(leaf: str | Term) -> TermSpec:
 
 def _patterns(spec: TermSpec, index: int) -> list[tuple[str, Pattern]]:
     if spec.kind == "hint":  # found anywhere, inside words too
-        return [(spec.literal, Pattern(index, check_left=False, check_right=False))]
+        return [(spec.literal, Pattern(index, False, False, literal=spec.literal))]
     out = []
     for literal in (spec.literal, *spec.plurals):
         check_left = is_word_char(literal[0])
         check_right = not spec.prefix and is_word_char(literal[-1])
-        out.append((literal, Pattern(index, check_left, check_right, spec.kind == "exact")))
+        pattern = Pattern(index, check_left, check_right, spec.kind == "exact", literal)
+        out.append((literal, pattern))
     return out
 
 
@@ -415,12 +451,13 @@ class _Compiler:
 
     def evidence_index(
         self, plan: Sequence[tuple[int, str, int] | CompiledNear]
-    ) -> Mapping[int, tuple[int, ...]] | None:
-        index: dict[int, tuple[int, ...]] = {}
+    ) -> Mapping[int, tuple[EvidenceStep, ...]] | None:
+        index: dict[int, tuple[EvidenceStep, ...]] = {}
         for position, step in enumerate(plan):
             if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
                 return None
-            index[step[0]] = (*index.get(step[0], ()), position)
+            term, written, mask = step
+            index[term] = (*index.get(term, ()), (position, term, written, mask))
         return index  # a plain dict: read per match, and dict.get is quicker through no proxy
 
     def matchers(self) -> tuple[Any, ...]:
@@ -435,38 +472,81 @@ class _Compiler:
         return tuple(out)
 
     def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> tuple[Any, LiteralTable]:
-        """The automaton and its literal table. Each literal's automaton value is an int
-        (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours must
-        be checked, so a find rejected at a word boundary (about half of them) touches no
-        Python object of the rule set; the table entry, read only for accepted finds,
-        holds its terms and the rules it makes candidates (so a find leads to its rules
-        without a lookup in a table of all terms: with thousands of rules that table is
-        large and cold in the CPU cache)."""
+        """The automaton of every literal and its table. Each literal's automaton value is
+        an int (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours
+        must be checked, so a find rejected at a word boundary touches no Python object of
+        the rule set; the table entry, read only for accepted finds, holds its terms and
+        the rules it makes candidates (so a find leads to its rules without a lookup in a
+        table of all terms: with thousands of rules that table is large and cold in the
+        CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
+        for literal, pattern in self.patterns():
+            by_literal.setdefault(literal, []).append(pattern)
+        return _literal_automaton(by_literal, rules_by_term, _literal_value)
+
+    def ascii_matcher(self, rules_by_term: Mapping[int, Sequence[int]]) -> AsciiMatcher:
+        """The ASCII literals keyed as the marked text shows them (see
+        :mod:`mastwatch.rules.boundary`): one key per literal and boundary sides, so leaves
+        that differ only in their sides (``tariff``, ``tariff*``) are apart."""
+        by_key: dict[str, list[Pattern]] = {}
+        searched: dict[str, list[Pattern]] = {}
+        for literal, pattern in self.patterns():
+            if literal.isascii():
+                key = ascii_key(literal, pattern.check_left, pattern.check_right)
+                group = searched.setdefault(literal, []) if key.searched else None
+                (group if group is not None else by_key.setdefault(key.key, [])).append(pattern)
+
+        def value_of(number: int, key: str, patterns: Sequence[Pattern]) -> int | None:
+            return None if key in searched else _ascii_value(number, key, patterns)
+
+        automaton, table = _literal_automaton({**by_key, **searched}, rules_by_term, value_of)
+        return AsciiMatcher(
+            automaton=automaton if by_key else None,
+            table=table,
+            searched=tuple((literal, len(by_key) + n) for n, literal in enumerate(searched)),
+        )
+
+    def patterns(self) -> list[tuple[str, Pattern]]:
         # the very int objects the trees and groups hold (self.index's values), not equal
         # copies: set and dict probes then match by identity, without reading the objects
-        for spec, index in self.index.items():
-            if spec.in_automaton:
-                for literal, pattern in _patterns(spec, index):
-                    by_literal.setdefault(literal, []).append(pattern)
-        if not by_literal:
-            return None, LiteralTable((), array("l"), array("l"))
-        if len(by_literal) > MAX_LITERALS:
-            raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        table: list[LiteralInfo] = []
-        one_term, one_rule = array("l"), array("l")
-        for literal, patterns in sorted(by_literal.items(), key=lambda pair: _trie_order(pair[0])):
-            automaton.add_word(literal, _literal_value(len(table), literal, patterns))
-            triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
-            # the usual case, a literal whose leaves all take a find the same way (one leaf,
-            # no case check), is stored as the bare term indices: less to unpack per find
-            specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
-            table.append((len(literal), specs, tuple(patterns), tuple(triggered)))
-            one_term.append(specs[0] if len(specs) == 1 else -1)
-            one_rule.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
-        automaton.make_automaton()
-        return automaton, LiteralTable(tuple(table), one_term, one_rule)
+        return [
+            pair
+            for spec, index in self.index.items()
+            if spec.in_automaton
+            for pair in _patterns(spec, index)
+        ]
+
+
+def _literal_automaton(
+    by_literal: Mapping[str, Sequence[Pattern]],
+    rules_by_term: Mapping[int, Sequence[int]],
+    value_of: Any,
+) -> tuple[Any, LiteralTable]:
+    """An automaton of ``by_literal``'s keys (ids in the order given, value from
+    ``value_of(id, key, patterns)``) and its :class:`LiteralTable`."""
+    if not by_literal:
+        return None, _empty_table()
+    if len(by_literal) > MAX_LITERALS:
+        raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    table: list[LiteralInfo] = []
+    one = array("l")
+    for patterns in by_literal.values():
+        triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
+        # the usual case, a literal whose leaves all take a find the same way (one leaf,
+        # no case check), is stored as the bare term indices: less to unpack per find
+        specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
+        table.append((len(patterns[0].literal), specs, tuple(patterns), tuple(triggered)))
+        one.append(specs[0] if len(specs) == 1 else -1)
+        one.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
+    # added in trie order (see _trie_order), ids kept in the order given
+    numbered = {literal: number for number, literal in enumerate(by_literal)}
+    for literal in sorted(by_literal, key=_trie_order):
+        value = value_of(numbered[literal], literal, by_literal[literal])
+        if value is not None:  # None: searched apart, not in the automaton
+            automaton.add_word(literal, value)
+    automaton.make_automaton()
+    return automaton, LiteralTable(tuple(table), one)
 
 
 def _mixed(patterns: Sequence[Pattern]) -> bool:
@@ -474,6 +554,23 @@ def _mixed(patterns: Sequence[Pattern]) -> bool:
     word-boundary checks that differ): each is then checked on its own."""
     sides = {(p.check_left, p.check_right) for p in patterns}
     return len(sides) > 1 or any(p.exact for p in patterns)
+
+
+def _ascii_value(number: int, key: str, patterns: Sequence[Pattern]) -> int:
+    """An ASCII key's automaton value: the literal's length, whether the key ends with the
+    mark after it, and MIXED when its finds are taken pattern by pattern: compared with the
+    original text (a literal holding non-word characters, which several literals may share
+    a key with: ``u.s.`` and ``u.s`` both read ``u s `` once marked and padded), or checked
+    for case."""
+    literal = patterns[0].literal
+    verify = ascii_key(literal, patterns[0].check_left, patterns[0].check_right).verify
+    mixed = verify or any(p.exact or p.literal != literal for p in patterns)
+    return (
+        (number << LITERAL_ID_SHIFT)
+        | (len(literal) if len(literal) <= LENGTH_MASK else 0)
+        | (patterns[0].check_right << RIGHT_PAD_SHIFT)
+        | (MIXED if mixed else 0)
+    )
 
 
 def _literal_value(number: int, literal: str, patterns: Sequence[Pattern]) -> int:
@@ -541,10 +638,11 @@ def _expression(node: CompiledNode, consts: list[object], depth: int) -> str:
 
 
 def _codegen(tree: CompiledNode) -> Any:
-    """The tree as one function ``check(F, P, N) -> bool``, which a candidate rule is
-    evaluated with: ``F(mask)`` is the set of automaton terms found in those fields,
-    ``P(term, mask)`` whether a pattern term is found, ``N(near)`` whether a proximity
-    condition holds. One call and a few set operations instead of walking the tree.
+    """The tree as one function ``check(F, P, N)``, true when the rule holds, which a
+    candidate rule is evaluated with: ``F(mask)`` is the set of automaton terms found in
+    those fields, ``P(term, mask)`` whether a pattern term is found, ``N(near)`` true when a
+    proximity condition holds (the fields where it does). One call and a few set
+    operations instead of walking the tree.
 
     The source is built from integers and fixed operators only, never from rule text, so
     compiling it cannot run anything an operator wrote.
@@ -700,21 +798,20 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         for term in item.trigger:
             rules_by_term.setdefault(term, []).append(position)
     automaton, literals = compiler.automaton(rules_by_term)
+    ascii_matcher = compiler.ascii_matcher(rules_by_term)
     scanned_fields = max(map(_mask_in_use, trees), default=0).bit_length()
     return RuleSet(
         rules=tuple(rules),
         content_hash=content_hash(rules),
         terms=tuple(compiler.specs),
         matchers=compiler.matchers(),
-        needles=tuple(
-            (required_literal(spec.literal, 1) or "") if spec.kind == "regex" else ""
-            for spec in compiler.specs
-        ),
+        needles=tuple(map(_needles, compiler.specs)),
         compiled=compiled,
         rules_by_term=MappingProxyType({term: tuple(ids) for term, ids in rules_by_term.items()}),
         always_candidates=tuple(position for position, item in live if item.matches_without_terms),
         automaton=automaton,
         literals=literals,
+        ascii=ascii_matcher,
         quick=tuple(map(_quick_check, compiled)),
         pattern_terms=frozenset(
             i for i, spec in enumerate(compiler.specs) if spec.kind in {"regex", "builtin"}
@@ -722,6 +819,13 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         scanned_fields=scanned_fields,
         branch_bits=_branch_bits(compiled, scanned_fields),
     )
+
+
+def _needles(spec: TermSpec) -> tuple[str, ...]:
+    if spec.kind == "builtin":
+        return BUILTIN_NEEDLES[spec.literal]
+    needle = required_literal(spec.literal, 1) if spec.kind == "regex" else None
+    return (needle,) if needle else ()
 
 
 def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> BranchBits:
@@ -734,18 +838,15 @@ def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> Branc
         for term in group
     )
     bit_of = {term: 1 << n for n, (term, _) in enumerate(usage.most_common(COMMON_TERMS))}
-    kinds = bytearray(len(compiled))
-    required = array("Q", bytes(8 * len(compiled)))
-    banned = array("Q", bytes(8 * len(compiled)))
+    pairs = array("Q", bytes(16 * len(compiled)))
     scanned = (1 << scanned_fields) - 1
     for position, item in enumerate(compiled):
         others = _bit_branches(item, scanned, bit_of)
         if others is not None:
-            kinds[position] = 1
-            required[position] = sum(bit_of[term] for term in others)
+            pairs[2 * position] = BY_BITS | sum(bit_of[term] for term in others)
             excluded = {term for _, group in item.excludes for term in group}
-            banned[position] = sum(bit_of[term] for term in excluded)
-    return BranchBits(bit_of, bytes(kinds), required, banned)
+            pairs[2 * position + 1] = sum(bit_of[term] for term in excluded)
+    return BranchBits(bit_of, pairs)
 
 
 def _bit_branches(

@@ -9,19 +9,23 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import islice
 
 from mastwatch.model import Document, Evidence, Item, Match
+from mastwatch.rules.boundary import marked
 from mastwatch.rules.compile import (
+    BY_BITS,
     CHECK_LEFT,
     CHECK_RIGHT,
     LENGTH_MASK,
     LITERAL_ID_SHIFT,
     MIXED,
+    RIGHT_PAD_SHIFT,
     CompiledNear,
     CompiledNode,
     CompiledRule,
+    EvidenceStep,
     Pattern,
     RuleSet,
 )
@@ -86,12 +90,81 @@ class Scan:
         for text in self.texts:
             self.ends.append((self.ends[-1] + 1 if self.ends else 0) + len(text))
         if ruleset.automaton is not None and ruleset.scanned_fields:
-            self._find_literals()
+            if self.joined.isascii():
+                self._find_ascii_literals()
+            else:
+                self._find_literals()
+
+    def _find_ascii_literals(self) -> None:
+        """:meth:`_find_literals` for a text that is all ASCII: the automaton reads the marked
+        text (see :mod:`mastwatch.rules.boundary`), so every find is on its word boundaries
+        and none is rejected here."""
+        joined, ends, matcher = self.joined, self.ends, self.ruleset.ascii
+        info, one = matcher.table.info, matcher.table.one
+        field, offset, field_end = 0, 0, ends[0]
+        scan_end = ends[self.ruleset.scanned_fields - 1]
+        triggered, hits, found = self.triggered, self.hits, self.found
+        # marked index i + 1 is joined index i; the mark after the last field scanned ends
+        # the literals that end that field
+        automaton = matcher.automaton
+        scanned = () if automaton is None else automaton.iter(marked(joined), 0, scan_end + 2)
+        for last, value in scanned:
+            number = value >> LITERAL_ID_SHIFT
+            if value & MIXED:
+                self._add_verified(info[number][2], last)
+                continue
+            end = last - (value >> RIGHT_PAD_SHIFT & 1)  # in joined, exclusive
+            while end > field_end:  # finds come in order of their end
+                offset = field_end + 1
+                field += 1
+                field_end = ends[field]
+            start = end - (value & LENGTH_MASK or info[number][0])
+            hit = (field, start - offset, end - offset)
+            term = one[number << 1]
+            if term < 0:  # a literal standing for several terms
+                for spec in info[number][1]:
+                    self._add(spec, hit)
+            elif (bits := found.get(term)) is None:
+                hits[term] = [hit]
+                found[term] = 1 << field
+            else:
+                hits[term].append(hit)
+                found[term] = bits | 1 << field
+            rule = one[number << 1 | 1]
+            if rule >= 0:
+                triggered.add(rule)
+            elif rule < -1:
+                triggered.update(info[number][3])
+        if matcher.searched:
+            self._find_searched(scan_end)
+
+    def _find_searched(self, scan_end: int) -> None:
+        """The ASCII literals that hold no word character (or a line break), which are not
+        in the automaton of marked text (see :mod:`mastwatch.rules.boundary`)."""
+        matcher, joined = self.ruleset.ascii, self.joined
+        for literal, number in matcher.searched:
+            at = joined.find(literal, 0, scan_end)
+            while at >= 0:  # overlapping finds too, as the automaton reports them
+                self._add_verified(matcher.table.info[number][2], at + len(literal))
+                at = joined.find(literal, at + 1, scan_end)
+
+    def _add_verified(self, patterns: tuple[Pattern, ...], last: int) -> None:
+        """A find ending at ``last`` in the marked text, taken pattern by pattern: each where
+        its own literal lies, if the original text holds it there."""
+        joined = self.joined
+        for pattern in patterns:
+            end = last - pattern.check_right  # the key ends with a mark after the literal
+            start = end - len(pattern.literal)
+            if start < 0 or joined[start:end] != pattern.literal:
+                continue
+            field = bisect_left(self.ends, end)
+            offset = self.ends[field - 1] + 1 if field else 0
+            self._add_checked((pattern,), (field, start - offset, end - offset), start)
 
     def _find_literals(self) -> None:
         joined, ends, ruleset = self.joined, self.ends, self.ruleset
         size, table = len(joined), ruleset.literals
-        info, one_term, one_rule = table.info, table.one_term, table.one_rule
+        info, one = table.info, table.one
         field, offset, field_end = 0, 0, ends[0]
         scanned = ruleset.automaton.iter(joined, 0, ends[ruleset.scanned_fields - 1])
         triggered, hits, found = self.triggered, self.hits, self.found
@@ -122,15 +195,17 @@ class Scan:
             ):
                 continue
             hit = (field, start - offset, last + 1 - offset)
-            term = one_term[number]
-            for spec in (term,) if term >= 0 else info[number][1]:
-                if spec in found:
-                    hits[spec].append(hit)
-                    found[spec] |= 1 << field
-                else:
-                    hits[spec] = [hit]
-                    found[spec] = 1 << field
-            rule = one_rule[number]
+            term = one[number << 1]
+            if term < 0:  # a literal standing for several terms
+                for spec in info[number][1]:
+                    self._add(spec, hit)
+            elif (bits := found.get(term)) is None:
+                hits[term] = [hit]
+                found[term] = 1 << field
+            else:
+                hits[term].append(hit)
+                found[term] = bits | 1 << field
+            rule = one[number << 1 | 1]
             if rule >= 0:
                 triggered.add(rule)
             elif rule < -1:
@@ -195,8 +270,8 @@ class Scan:
         key = (term, field)
         hits = self._lazy.get(key)
         if hits is None:
-            text, needle = self.texts[field], self.ruleset.needles[term]
-            if needle and needle not in text:  # no match can lack it: skip the search
+            text = self.texts[field]
+            if _lacks_needles(text, self.ruleset.needles[term]):  # no match: skip the search
                 hits = []
             else:
                 found = self.ruleset.matchers[term].finditer(text)
@@ -209,7 +284,8 @@ class Scan:
         and its ``\b`` sees the break as it sees the edge of a field."""
         per_field: list[list[Hit]] = [[] for _ in FIELDS]
         field, offset = 0, 0
-        for found in self.ruleset.matchers[term].finditer(self.joined):
+        lacking = _lacks_needles(self.joined, self.ruleset.needles[term])
+        for found in () if lacking else self.ruleset.matchers[term].finditer(self.joined):
             while found.start() > self.ends[field]:
                 offset = self.ends[field] + 1
                 field += 1
@@ -263,9 +339,6 @@ class Scan:
             self._found_in[mask] = terms
         return terms
 
-    def near_holds(self, near: CompiledNear) -> bool:
-        return bool(self.near_fields(near))
-
     def near_fields(self, near: CompiledNear) -> list[int]:
         """The fields in which one find of every entry lies within ``near.within``."""
         fields = self._nears.get(id(near))  # asked again when the match is explained
@@ -275,17 +348,32 @@ class Scan:
         return fields
 
     def _near_fields(self, near: CompiledNear) -> list[int]:
-        mask = near.mask
-        per_entry = []
-        for index in near.order or range(len(near.entries)):
-            hits = [hit for term in near.entries[index] for hit in self.finds(term, mask)]
-            if not hits:
-                return []
-            per_entry.append(hits)
-            mask &= sum({1 << hit[0] for hit in hits})  # only fields every entry is found in
-            if not mask:
-                return []
+        mask = self._near_mask(near)
+        if not mask:
+            return []
+        per_entry = [
+            [hit for term in entry for hit in self.finds(term, mask)] for entry in near.entries
+        ]
         return [f for f in _FIELDS_OF[mask] if self._near_in_field(f, per_entry, near.within)]
+
+    def _near_mask(self, near: CompiledNear) -> int:
+        """The fields (of ``near.mask``) in which every entry is found: literal entries first
+        (from the bits of the terms found), so patterns are searched only in the fields
+        these leave, and the usual failure costs no list of finds."""
+        mask, found, patterns = near.mask, self.found, self.ruleset.pattern_terms
+        for index in near.order or range(len(near.entries)):
+            bits = 0
+            for term in near.entries[index]:
+                if term not in patterns:
+                    bits |= found.get(term, 0)
+                    continue
+                for field in self._search(term, mask & ~bits):
+                    if self._pattern_finds(term, field):
+                        bits |= 1 << field
+            mask &= bits
+            if not mask:
+                return 0
+        return mask
 
     def _near_in_field(self, field: int, per_entry: list[list[Hit]], within: int) -> bool:
         """Sweep the finds by first token, keeping each entry's latest-ending find so far:
@@ -312,6 +400,15 @@ class Scan:
         return self._language
 
 
+def _lacks_needles(text: str, needles: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds none of a pattern's needles (so it holds no match); False
+    when the pattern has none."""
+    for needle in needles:
+        if needle in text:
+            return False
+    return bool(needles)
+
+
 def admits(compiled: CompiledRule, scan: Scan) -> bool:
     """Whether the rule's source and language filters let the document through."""
     doc = scan.doc
@@ -324,34 +421,52 @@ def admits(compiled: CompiledRule, scan: Scan) -> bool:
 
 
 Found = dict[tuple[str, int, int, int], None]  # evidence in order: written, field, start, end
+# Evidence and Match made without their __new__'s argument handling (a named tuple's
+# fields are its items, in order): one call each per find and per match
+_make = tuple.__new__
 
 
 def explain(scan: Scan, compiled: CompiledRule) -> Match:
     """The :class:`Match` of a rule known to fire: every find of its terms outside ``none``
     branches (for a proximity, in the fields where it holds), in rule order."""
-    found: Found = {}
-    plan = compiled.evidence_plan
     index = compiled.evidence_index
-    if index is not None:  # literals only: visit the plan where the terms found sit
-        positions = [p for term in scan.found if (at := index.get(term)) for p in at]
-        positions.sort()
-        hits = scan.hits
-        for position in positions:
-            term, written, mask = plan[position]  # type: ignore[misc]
-            for field, start, end in hits[term]:
-                if (1 << field) & mask:
-                    found[written, field, start, end] = None
-    else:
-        _plan_evidence(scan, plan, found)
+    if index is None:
+        return _explain_by_plan(scan, compiled)
+    # literals only: the steps of the plan where the terms found sit, in plan order
+    steps: list[EvidenceStep] = []
+    for term in scan.found:
+        at = index.get(term)
+        if at is not None:
+            steps += at
+    steps.sort()
+    hits = scan.hits
+    found: dict[Evidence, None] = {}  # in order, without repeats
+    matched: dict[str, None] = {}
+    for _, term, written, mask in steps:
+        for field, start, end in hits[term]:
+            if 1 << field & mask:
+                found[_make(Evidence, (written, FIELDS[field], start, end))] = None
+                matched[written] = None
+    return _match(compiled, tuple(matched), found)
+
+
+def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
+    """:func:`explain` for rules with patterns or proximity: the whole plan, step by step."""
+    steps: Found = {}
+    _plan_evidence(scan, compiled.evidence_plan, steps)
+    found = {
+        _make(Evidence, (written, FIELDS[field], start, end)): None
+        for written, field, start, end in steps
+    }
+    return _match(compiled, tuple(dict.fromkeys([key[0] for key in steps])), found)
+
+
+def _match(compiled: CompiledRule, matched: tuple[str, ...], found: dict[Evidence, None]) -> Match:
+    """The Match of ``compiled``: its id, title, tier and labels, ``matched`` and the first
+    MAX_EVIDENCE of ``found``."""
     rule_id, title, tier, labels = compiled.header
-    evidence = [
-        Evidence(written, FIELDS[field], start, end)
-        for written, field, start, end in (
-            islice(found, MAX_EVIDENCE) if len(found) > MAX_EVIDENCE else found
-        )
-    ]
-    matched = tuple(dict.fromkeys([key[0] for key in found]))
-    return Match(rule_id, title, tier, matched, labels, tuple(evidence))
+    evidence = tuple(found) if len(found) <= MAX_EVIDENCE else tuple(islice(found, MAX_EVIDENCE))
+    return _make(Match, (rule_id, title, tier, matched, labels, evidence))
 
 
 def _plan_evidence(
@@ -396,27 +511,44 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
         candidates.update(ruleset.always_candidates)
     if not candidates:
         return []
+    fired = _firing(ruleset, scan, candidates)
+    if not fired:  # most items with candidates at all
+        return []
     rules = ruleset.compiled
-    return [explain(scan, rules[position]) for position in _firing(ruleset, scan, candidates)]
+    return [explain(scan, rules[position]) for position in fired]
 
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
     """The candidate rules that fire, in rule order. Most are decided by bits (see
-    :class:`~mastwatch.rules.compile.BranchBits`) or by their packed literal conditions
-    (see ``RuleSet.quick``), both checked here inline."""
-    quick, found_in = ruleset.quick, scan.found_in
+    :class:`~mastwatch.rules.compile.BranchBits`), checked here inline; the others by
+    :func:`_others_firing`."""
     branch = ruleset.branch_bits
-    kinds = branch.kinds
-    common = -1  # the bits of the terms found, once asked for
+    pairs, bit_of = branch.pairs, branch.bit_of
+    common = 0  # the bits of the terms found anywhere the automaton scanned
+    for term in scan.found:
+        common |= bit_of.get(term, 0)
     out = []
-    for position in sorted(candidates):  # disabled rules are never candidates
-        if kinds[position]:
-            if common < 0:
-                common = _common_bits(scan, branch.bit_of)
-            need = branch.required[position]
-            if not (need and not common & need) and not common & branch.banned[position]:
-                out.append(position)
-            continue
+    others = []
+    for position in candidates:  # disabled rules are never candidates
+        need = pairs[position << 1]
+        if not need:
+            others.append(position)
+        # BY_BITS alone: no other required group; common never has that bit
+        elif (need == BY_BITS or common & need) and not common & pairs[position << 1 | 1]:
+            out.append(position)
+    if others:
+        out += _others_firing(ruleset, scan, others)
+    if len(out) > 1:
+        out.sort()
+    return out
+
+
+def _others_firing(ruleset: RuleSet, scan: Scan, candidates: list[int]) -> list[int]:
+    """The candidates not decided by bits that fire: by their packed literal conditions
+    (see ``RuleSet.quick``) when these decide them, else by :func:`_fires_on`."""
+    quick, found_in = ruleset.quick, scan.found_in
+    out = []
+    for position in candidates:
         check = quick[position]
         if check is not None:
             mask, bits, need, banned, decided = check
@@ -425,20 +557,11 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
                 got |= bits.get(term, 0)
             if got & need != need or got & banned:
                 continue
-            if decided:
+            if decided or _rest_holds(ruleset.compiled[position], scan):
                 out.append(position)
-                continue
-        if _fires_on(ruleset.compiled[position], scan):
+        elif _fires_on(ruleset.compiled[position], scan):
             out.append(position)
     return out
-
-
-def _common_bits(scan: Scan, bit_of: Mapping[int, int]) -> int:
-    """The bits (see BranchBits) of the terms found anywhere the automaton scanned."""
-    bits = 0
-    for term in scan.found:
-        bits |= bit_of.get(term, 0)
-    return bits
 
 
 def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
@@ -454,13 +577,18 @@ def _fires_on(compiled: CompiledRule, scan: Scan) -> bool:
             return False
     elif not _literal_conditions_hold(compiled, scan):
         return False
+    return _rest_holds(compiled, scan)
+
+
+def _rest_holds(compiled: CompiledRule, scan: Scan) -> bool:
+    """Whether a rule whose literal conditions hold fires: its filters, then its tree."""
     if compiled.filtered and not admits(compiled, scan):
         return False
     if compiled.decided:
         return True
     if compiled.check is None:
         return scan.holds(compiled.tree)
-    return bool(compiled.check(scan.found_in, scan.present, scan.near_holds))
+    return bool(compiled.check(scan.found_in, scan.present, scan.near_fields))
 
 
 def _literal_conditions_hold(compiled: CompiledRule, scan: Scan) -> bool:
