@@ -119,6 +119,8 @@ class Scan:
                 field += 1
                 field_end = ends[field]
             start = end - (value & LENGTH_MASK or info[number][0])
+            # recording the find repeats _find_literals' lines on purpose: this runs for
+            # every find, and a shared helper would add a call to each
             hit = (field, start - offset, end - offset)
             term = one[number << 1]
             if term < 0:  # a literal standing for several terms
