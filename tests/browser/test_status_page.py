@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
+
 from daemon_fixtures import Servers, write_config
 from mastwatch.app import Daemon
 from mastwatch.testing.feeds import rss
@@ -41,6 +43,13 @@ async def running(config: Path) -> AsyncIterator[str]:
             assert await asyncio.wait_for(task, 20) == 0
 
 
+async def _page_shows(url: str, text: str, timeout: float = 20) -> None:
+    """Wait until the page holds ``text`` (a fixed sleep was too short under load)."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+        while text not in await (await session.get(url)).text():
+            await asyncio.sleep(0.1)
+
+
 async def chromium_run(chromium: Path, profile: Path, *args: str) -> bytes:
     """Run headless Chromium without blocking the loop that serves the page."""
     proc = await asyncio.create_subprocess_exec(
@@ -67,7 +76,7 @@ async def test_status_page_in_headless_chromium(
     screenshot.unlink(missing_ok=True)
     async with running(config) as url:
         await servers.slack.wait_for(3, timeout=20)
-        await asyncio.sleep(0.5)  # let the failing source record its error too
+        await _page_shows(url, "failing")  # the missing feed's error is recorded too
         dom = (await chromium_run(chromium, tmp_path / "profile-dom", "--dump-dom", url)).decode()
         await chromium_run(chromium, tmp_path / "profile-shot", f"--screenshot={screenshot}", url)
     assert screenshot.stat().st_size > 10_000  # a real rendering, not a blank page
