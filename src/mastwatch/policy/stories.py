@@ -75,10 +75,7 @@ def signature(title: str) -> tuple[int, ...]:
 
 def similarity(a: Sequence[int], b: Sequence[int]) -> float:
     """Jaccard similarity of two fingerprints (0 when either is empty)."""
-    if not a or not b:
-        return 0.0
-    shared = len(set(a).intersection(b))
-    return shared / (len(a) + len(b) - shared)
+    return _jaccard(frozenset(a), b, at_least=0.0)
 
 
 def reported_by(story: Story, source_id: str, source_name: str, now: datetime) -> Story:

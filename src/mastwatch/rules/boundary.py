@@ -49,7 +49,11 @@ def marked(text: str) -> str:
     Encoding, translating and decoding ASCII are plain byte copies in C: a fraction of a
     microsecond for an item, where a Python loop or a regex substitution would take several.
     """
-    return f"{MARK}{text.encode('ascii').translate(_TABLE).decode('ascii')}{MARK}"
+    return f"{MARK}{_mark_characters(text)}{MARK}"
+
+
+def _mark_characters(text: str) -> str:
+    return text.encode("ascii").translate(_TABLE).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ def ascii_key(literal: str, check_left: bool, check_right: bool) -> AsciiKey:
     boundaries; the checked sides are always word characters (see ``compile._patterns``)."""
     if "\n" in literal or not any(map(is_word_char, literal)):
         return AsciiKey("", right_pad=False, verify=False, searched=True)
-    inner = literal.encode("ascii").translate(_TABLE).decode("ascii")
+    inner = _mark_characters(literal)
     left = MARK if check_left else ""
     right = MARK if check_right else ""
     verify = not all(map(is_word_char, literal))  # a MARK in the key may be any non-word

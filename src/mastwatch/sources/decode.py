@@ -122,13 +122,14 @@ def decode_document(
     weak: Decoded | None = None
     weak_label = False  # a latin-1-like label, even one these bytes do not fit
     for label, method in _candidate_labels(body, http_charset, content_type):
-        weak_label = weak_label or _is_weak(label)
+        label_is_weak = _is_weak(label)
+        weak_label = weak_label or label_is_weak
         decoded = _decode_label(body, label, method)
         if decoded is None:
             continue
         if utf8_is_proof and utf8_text is not None and decoded.encoding not in _UNICODE_CODECS:
             return Decoded(utf8_text, "utf-8", "utf-8")
-        if decoded.encoding.replace("_", "-") in _WEAK_CODECS:
+        if label_is_weak:
             weak = weak or decoded
             continue
         return decoded

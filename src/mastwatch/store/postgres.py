@@ -51,6 +51,10 @@ from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations,
 
 log = structlog.get_logger(__name__)
 
+ACTIVE_SILENCES: Final = (
+    pgp.SELECT_SILENCE + " WHERE starts_at <= $1 AND ends_at > $1 ORDER BY created_at, id"
+)
+
 MIGRATIONS_PACKAGE: Final = "mastwatch.store.migrations.postgres"
 # pg_advisory_xact_lock key for schema changes: any constant every replica agrees on
 MIGRATION_LOCK_KEY: Final = 0x6D61_7374_7761_7463  # "mastwatc"
@@ -389,11 +393,7 @@ class PostgresStore:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             rows = await pgp.policy_rows(conn, _utc(now), story_window, rule_ids)
-            silences = await conn.fetch(
-                pgp.SELECT_SILENCE + " WHERE starts_at <= $1 AND ends_at > $1"
-                " ORDER BY created_at, id",
-                _utc(now),
-            )
+            silences = await conn.fetch(ACTIVE_SILENCES, _utc(now))
             return replace(rows, silences=tuple(pgp.silence_from_row(row) for row in silences))
 
     async def story_parent(
@@ -510,10 +510,7 @@ class PostgresStore:
         return [pgp.silence_from_row(row) for row in rows]
 
     async def active_silences(self, now: datetime) -> list[Silence]:
-        rows = await self._fetch(
-            pgp.SELECT_SILENCE + " WHERE starts_at <= $1 AND ends_at > $1 ORDER BY created_at, id",
-            _utc(now),
-        )
+        rows = await self._fetch(ACTIVE_SILENCES, _utc(now))
         return [pgp.silence_from_row(row) for row in rows]
 
     async def expire_silence(self, silence_id: str, now: datetime) -> bool:
