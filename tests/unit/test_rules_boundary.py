@@ -4,7 +4,9 @@ An ASCII text is matched on a marked copy (see :mod:`mastwatch.rules.boundary`);
 text with the automaton of all literals and the boundary checked in Python. Both must find
 exactly what the reference evaluator finds, at the same places: each case here is run on
 the ASCII text and on the same text with a non-ASCII field beside it (which takes the other
-path), and compared with the reference.
+path), and compared with the reference; the cases with non-ASCII neighbours (accented
+letters, which continue a word, and CJK characters, which do not) are compared with the
+reference alone.
 """
 
 from __future__ import annotations
@@ -136,3 +138,41 @@ def test_hits_of_a_term_come_in_order_of_their_end() -> None:
     scan = Scan(ruleset, _doc("tariff and tariffs", "tariff"))
     term = next(i for i, spec in enumerate(ruleset.terms) if spec.literal == "tariff")
     assert scan.hits[term] == [(0, 0, 6), (0, 11, 18), (1, 0, 6)]
+
+
+NON_ASCII_CASES: list[tuple[list[str | Term], str]] = [
+    # an accented letter continues a word; a CJK character or Japanese punctuation does not
+    (["tariff"], "écotariff tariffé tariff関税 関税tariff 「tariff」 tariff。 «tariff»"),
+    (["tariff*"], "tariffé étariff tariffs関税"),  # a prefix: its right side is free
+    (["g7"], "g7首脳会議 Ｇ７サミット g7é ég7 g7"),  # full width is NFKC-normalised first
+    (["feed-in tariff"], "feed-in tariffé éfeed-in tariff feed-in tariff、"),  # verified finds
+    (["u.s."], "u.s.関税 éu.s. u.s.é"),
+    (["café", "関税"], "café cafés décafé café関税 関税café"),  # a non-ASCII Latin literal
+    (["tariff", "関税"], "tariff関税tariff"),  # both automata on one text
+    ([Term(kind="regex", text=r"section (232|301)")], "sectionné section 232 関税"),
+]
+
+
+@pytest.mark.parametrize(("leaves", "title"), NON_ASCII_CASES)
+def test_non_ascii_neighbours_bound_words_as_the_reference_says(
+    leaves: list[str | Term], title: str
+) -> None:
+    rules = [_rule("r", *leaves)]
+    ruleset, reference = compile_rules(rules), ReferenceMatcher(rules)
+    document = _doc(title)
+    assert [(m[0], m[1]) for m in _finds(rules, document)] == reference.matching_rules(document)
+    scan, state = Scan(ruleset, document), _Doc(document)
+    for leaf in leaves:
+        if isinstance(leaf, Term):
+            continue  # regexes are searched lazily
+        term = ruleset.terms.index(compile_leaf(leaf))
+        assert sorted(scan.hits.get(term, [])) == sorted(reference._finds(leaf, state, FIELDS))
+
+
+def test_an_accented_letter_beside_an_ascii_literal_is_no_boundary() -> None:
+    """No mapping of such text to marked text shows this boundary; the check in Python
+    keeps ``tariffé`` from being a find of ``tariff``."""
+    ruleset = compile_rules([_rule("r", "tariff")])
+    assert match(ruleset, _doc("tariffé écotariff")) == []
+    found = match(ruleset, _doc("tariff関税"))
+    assert [(e.start, e.end) for e in found[0].evidence] == [(0, 6)]

@@ -30,6 +30,7 @@ from mastwatch.rules.compile import (
     RuleSet,
 )
 from mastwatch.rules.fields import Hit, cased_texts, field_texts, item_language, token_range
+from mastwatch.rules.regex import spans
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import fold_offsets, is_word_char, make_document, token_bounds
 
@@ -276,8 +277,8 @@ class Scan:
             if _lacks_needles(text, self.ruleset.needles[term]):  # no match: skip the search
                 hits = []
             else:
-                found = self.ruleset.matchers[term].finditer(text)
-                hits = [(field, m.start(), m.end()) for m in found if m.end() > m.start()]
+                found = spans(self.ruleset.matchers[term], text)
+                hits = [(field, start, end) for start, end in found]
             self._lazy[key] = hits
         return hits
 
@@ -287,12 +288,11 @@ class Scan:
         per_field: list[list[Hit]] = [[] for _ in FIELDS]
         field, offset = 0, 0
         lacking = _lacks_needles(self.joined, self.ruleset.needles[term])
-        for found in () if lacking else self.ruleset.matchers[term].finditer(self.joined):
-            while found.start() > self.ends[field]:
+        for start, end in () if lacking else spans(self.ruleset.matchers[term], self.joined):
+            while start > self.ends[field]:
                 offset = self.ends[field] + 1
                 field += 1
-            if found.end() > found.start():
-                per_field[field].append((field, found.start() - offset, found.end() - offset))
+            per_field[field].append((field, start - offset, end - offset))
         for index, hits in enumerate(per_field):
             self._lazy[(term, index)] = hits
 

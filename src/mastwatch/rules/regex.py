@@ -15,7 +15,7 @@ from typing import Any
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
-__all__ = ["MAX_PATTERN_LENGTH", "compile_regex", "regex_problem", "required_literal"]
+__all__ = ["MAX_PATTERN_LENGTH", "compile_regex", "regex_problem", "required_literal", "spans"]
 
 MAX_PATTERN_LENGTH = 1000  # longer patterns are almost certainly a mistake (or generated)
 _MAX_MEM = 8 << 20  # bytes of compiled program per pattern; RE2 refuses bigger ones
@@ -32,6 +32,56 @@ def _options() -> Any:
 def compile_regex(pattern: str) -> Any:
     """Compile an operator pattern with RE2; raises ``re2.error`` when it does not compile."""
     return re2.compile(pattern, _options())
+
+
+# google-re2's finditer is Python around one call into RE2 per match: it encodes the text,
+# converts every offset back to a str offset and builds a match object, five times the cost
+# of the search itself on an item's field. spans() makes the same calls into RE2 (the
+# extension module the wrapper uses), keeps only what the matcher needs, and converts
+# offsets only for text that is not ASCII. Where the module lacks them, finditer is used.
+_RE2_CORE: Any = getattr(re2, "_re2", None)
+_FAST = (
+    _RE2_CORE is not None
+    and all(hasattr(_RE2_CORE, name) for name in ("BytesToCharLen", "CharLenToBytes"))
+    and hasattr(getattr(_RE2_CORE, "RE2", None), "Match")
+)
+
+
+def spans(compiled: Any, text: str) -> list[tuple[int, int]]:
+    """The non-empty matches of ``compiled`` (from :func:`compile_regex`) in ``text``, in
+    order, as ``(start, end)`` offsets into ``text``: what ``finditer`` finds, cheaper."""
+    regexp = getattr(compiled, "_regexp", None)
+    if not _FAST or regexp is None:
+        return [(m.start(), m.end()) for m in compiled.finditer(text) if m.end() > m.start()]
+    data = text.encode("utf-8")
+    found: list[tuple[int, int]] = []
+    position, size = 0, len(data)
+    anchor = _RE2_CORE.RE2.Anchor.UNANCHORED
+    while position <= size:
+        start, end = regexp.Match(anchor, data, position, size)[0]
+        if start < 0:
+            break
+        if end > start:
+            found.append((start, end))
+            position = end
+        elif end < size:  # an empty match: step over one character, as finditer does
+            position = end + _RE2_CORE.CharLenToBytes(data, end, 1)
+        else:
+            break
+    return found if size == len(text) else _char_offsets(data, found)
+
+
+def _char_offsets(data: bytes, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """UTF-8 byte offsets (in order, as RE2 gives them) as str offsets, in one pass."""
+    out = []
+    byte = char = 0
+    for start, end in found:
+        char += _RE2_CORE.BytesToCharLen(data, byte, start)
+        first = char
+        char += _RE2_CORE.BytesToCharLen(data, start, end)
+        byte = end
+        out.append((first, char))
+    return out
 
 
 def regex_problem(pattern: str) -> str | None:
