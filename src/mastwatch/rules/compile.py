@@ -111,9 +111,6 @@ LITERAL_ID_SHIFT = 9
 # compared with the original text (literals holding non-word characters).
 RIGHT_PAD_SHIFT = 6
 MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
-# a step of a rule's evidence plan with its position in the plan: position, term, the term
-# as the rule wrote it, the fields it is looked for in
-EvidenceStep = tuple[int, int, str, int]
 # a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
 QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
 # length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
@@ -206,12 +203,9 @@ class CompiledRule:
     # per group: with thousands of rules the rule data is cold in the CPU cache, and this
     # touches fewer objects
     packed: tuple[int, Mapping[int, int], int, int] | None = None
-    # the leaves whose finds explain a match, in rule order (see _evidence_plan)
+    # the leaves whose finds explain a match, in rule order (see _evidence_plan); when
+    # they are automaton terms only (the usual case), ExplainTable holds them packed
     evidence_plan: tuple[tuple[int, str, int] | CompiledNear, ...] = ()
-    # when the plan holds automaton terms only (the usual case): for each term, its steps
-    # of the plan with their positions, so a match is explained from the few terms found,
-    # not the whole plan
-    evidence_index: Mapping[int, tuple[EvidenceStep, ...]] | None = None
     # what a Match repeats of the rule: id, title, tier, labels (one tuple to read per
     # match rather than the rule model and its attribute dict)
     header: tuple[str, str, str, tuple[tuple[str, str], ...]] = ("", "", "", ())
@@ -220,8 +214,47 @@ class CompiledRule:
     languages: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class ExplainTable:
+    """What explaining a match reads of its rule, for every rule whose evidence plan holds
+    automaton terms only (the usual case), packed into two flat sequences.
+
+    With thousands of rules a rule's data is cold in the CPU cache when it fires, and each
+    object read is a cache miss: here a rule's part of each sequence is a few adjacent
+    words, in place of a dict, a tuple per step and the header tuple. For the rule at
+    position p, ``at[p]`` is -1 when its plan has patterns or proximity (it is explained
+    step by step from ``CompiledRule.evidence_plan``); else i, and ``ints[i]`` is the
+    number k of its plan steps, ``ints[i + 1]`` the index j of its objects, and step s has
+    its term at ``ints[i + 2 + s]`` and its fields mask at ``ints[i + 2 + k + s]``.
+    ``objects[j:j + 4]`` are the rule's id, title, tier and labels, and ``objects[j + 4 +
+    s]`` step s as the rule wrote it.
+    """
+
+    at: array[int]
+    ints: array[int]
+    objects: tuple[object, ...]
+
+
+def _explain_table(compiled: Sequence[CompiledRule], specs: Sequence[TermSpec]) -> ExplainTable:
+    at, ints, objects = array("l"), array("l"), list[object]()
+    for item in compiled:
+        plan = item.evidence_plan
+        if any(isinstance(step, CompiledNear) or not specs[step[0]].in_automaton for step in plan):
+            at.append(-1)
+            continue
+        at.append(len(ints))
+        ints.extend((len(plan), len(objects)))
+        objects.extend(item.header)
+        steps: Sequence[tuple[int, str, int]] = plan  # type: ignore[assignment]  # no nears
+        ints.extend(term for term, _, _ in steps)
+        ints.extend(mask for _, _, mask in steps)
+        objects.extend(written for _, written, _ in steps)
+    return ExplainTable(at, ints, tuple(objects))
+
+
 COMMON_TERMS = 63  # terms given a bit in BranchBits (one unsigned 64-bit word, with BY_BITS)
 BY_BITS = 1 << 63
+REST = 1 << 63  # in a rule's excluded-bits word: other branches remain (no term has it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,19 +262,24 @@ class BranchBits:
     """Rules decided by bits: per rule, in arrays indexed by its position, the terms of its
     literal branches as bits of the rule set's most used terms (topic words, exclusions).
 
-    A rule qualifies when it is decided by its literal conditions (no filter), all in
-    fields the automaton scans whole, and its trigger is one of its required groups: once
-    it is a candidate that group holds, and the rest is one required group and any
-    excluded groups made of bit terms only. Its check is then two int operations on
-    numbers read from flat arrays (which stay in the CPU cache) instead of reading its
-    objects (which, among thousands of rules, are mostly not).
+    A rule qualifies when its literal conditions (no filter), all in fields the automaton
+    scans whole, are a root `all` whose trigger lies within one of its required groups:
+    once it is a candidate that group holds, and the rest is one required group and any excluded
+    groups made of bit terms only. Its check is then two int operations on numbers read
+    from flat arrays (which stay in the CPU cache) instead of reading its objects (which,
+    among thousands of rules, are mostly not). A rule whose root also has other branches (a
+    regex, a proximity, a nested node with patterns) qualifies too: when the bits hold,
+    those branches (``rests``) are evaluated one by one, without the rule's function.
     """
 
     bit_of: Mapping[int, int]  # term -> its bit (bits 0 to 62)
     # two numbers per rule, side by side (one cache line to read per candidate): at
     # 2 * position the bits of its other required group with BY_BITS set when the rule is
-    # decided by bits (0: it is not), at 2 * position + 1 the bits of its excluded groups
+    # decided by bits (0: it is not), at 2 * position + 1 the bits of its excluded groups,
+    # with REST set when branches other than literals remain to be evaluated
     pairs: array[int]
+    # per rule with REST: the root's fields mask and those other branches
+    rests: tuple[tuple[Any, ...] | None, ...] = ()
 
     @property
     def kinds(self) -> bytes:
@@ -274,6 +312,9 @@ class RuleSet:
     # with thousands of rules each object read is likely a CPU cache miss
     quick: tuple[QuickCheck | None, ...] = field(default=(), repr=False)
     branch_bits: BranchBits = field(default_factory=lambda: BranchBits({}, array("Q")), repr=False)
+    explain_table: ExplainTable = field(
+        default_factory=lambda: ExplainTable(array("l"), array("l"), ()), repr=False
+    )
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # per term: for a regex, a literal every match contains (even one character, such as
     # the '%' of a percentage); for a built-in pattern, strings one of which every match
@@ -441,24 +482,12 @@ class _Compiler:
             decided=decided,
             packed=_packed(requires, excludes),
             evidence_plan=plan,
-            evidence_index=self.evidence_index(plan),
             header=(rule.id, rule.title, rule.tier, rule.labels),
             trigger=trigger or frozenset(),
             source_ids=frozenset(rule.sources),
             source_tags=frozenset(rule.source_tags),
             languages=frozenset(rule.languages),
         )
-
-    def evidence_index(
-        self, plan: Sequence[tuple[int, str, int] | CompiledNear]
-    ) -> Mapping[int, tuple[EvidenceStep, ...]] | None:
-        index: dict[int, tuple[EvidenceStep, ...]] = {}
-        for position, step in enumerate(plan):
-            if isinstance(step, CompiledNear) or not self.specs[step[0]].in_automaton:
-                return None
-            term, written, mask = step
-            index[term] = (*index.get(term, ()), (position, term, written, mask))
-        return index  # a plain dict: read per match, and dict.get is quicker through no proxy
 
     def matchers(self) -> tuple[Any, ...]:
         out: list[Any] = []
@@ -818,6 +847,7 @@ def compile_rules(rules: Sequence[Rule]) -> RuleSet:
         ),
         scanned_fields=scanned_fields,
         branch_bits=_branch_bits(compiled, scanned_fields),
+        explain_table=_explain_table(compiled, compiler.specs),
     )
 
 
@@ -834,11 +864,12 @@ def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> Branc
         term
         for item in compiled
         for _, group in (*item.requires, *item.excludes)
-        if group != item.trigger
+        if not item.trigger <= group
         for term in group
     )
     bit_of = {term: 1 << n for n, (term, _) in enumerate(usage.most_common(COMMON_TERMS))}
     pairs = array("Q", bytes(16 * len(compiled)))
+    rests: list[tuple[Any, ...] | None] = [None] * len(compiled)
     scanned = (1 << scanned_fields) - 1
     for position, item in enumerate(compiled):
         others = _bit_branches(item, scanned, bit_of)
@@ -846,7 +877,16 @@ def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> Branc
             pairs[2 * position] = BY_BITS | sum(bit_of[term] for term in others)
             excluded = {term for _, group in item.excludes for term in group}
             pairs[2 * position + 1] = sum(bit_of[term] for term in excluded)
-    return BranchBits(bit_of, pairs)
+            if not item.decided:
+                pairs[2 * position + 1] |= REST
+                rests[position] = (item.tree.mask, *_undecided_branches(item.tree))
+    return BranchBits(bit_of, pairs, tuple(rests))
+
+
+def _undecided_branches(tree: CompiledNode) -> tuple[CompiledNode | CompiledNear | int, ...]:
+    """The branches of a root `all` that its literal conditions leave to evaluate (see
+    _literal_conditions): patterns, proximity, nested nodes holding either."""
+    return tuple(c for c in tree.rest if not isinstance(c, CompiledNode) or c.rest)
 
 
 def _bit_branches(
@@ -854,11 +894,14 @@ def _bit_branches(
 ) -> frozenset[int] | None:
     """The required group besides the trigger (empty: none) if the rule is decided by bits,
     else None."""
-    if item.packed is None or not item.decided or item.filtered or not item.trigger:
+    if item.packed is None or item.filtered or not item.trigger:
+        return None
+    if not item.decided and item.tree.op != "all":  # only a root `all` splits in two
         return None
     if scanned & ~item.packed[0]:  # a find that makes it a candidate may lie outside
         return None
-    others = [group for _, group in item.requires if group != item.trigger]
+    # a required group holding the whole trigger holds once the rule is a candidate
+    others = [group for _, group in item.requires if not item.trigger <= group]
     if len(others) == len(item.requires) or len(others) > 1:
         return None
     groups = [*others, *(group for _, group in item.excludes)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import islice
+from typing import Any
 
 from mastwatch.model import Document, Evidence, Item, Match
 from mastwatch.rules.boundary import marked
@@ -21,11 +22,11 @@ from mastwatch.rules.compile import (
     LENGTH_MASK,
     LITERAL_ID_SHIFT,
     MIXED,
+    REST,
     RIGHT_PAD_SHIFT,
     CompiledNear,
     CompiledNode,
     CompiledRule,
-    EvidenceStep,
     Pattern,
     RuleSet,
 )
@@ -428,28 +429,29 @@ Found = dict[tuple[str, int, int, int], None]  # evidence in order: written, fie
 _make = tuple.__new__
 
 
-def explain(scan: Scan, compiled: CompiledRule) -> Match:
-    """The :class:`Match` of a rule known to fire: every find of its terms outside ``none``
-    branches (for a proximity, in the fields where it holds), in rule order."""
-    index = compiled.evidence_index
-    if index is None:
-        return _explain_by_plan(scan, compiled)
-    # literals only: the steps of the plan where the terms found sit, in plan order
-    steps: list[EvidenceStep] = []
-    for term in scan.found:
-        at = index.get(term)
-        if at is not None:
-            steps += at
-    steps.sort()
-    hits = scan.hits
-    found: dict[Evidence, None] = {}  # in order, without repeats
-    matched: dict[str, None] = {}
-    for _, term, written, mask in steps:
+def explain(scan: Scan, position: int) -> Match:
+    """The :class:`Match` of the rule at ``position``, known to fire: every find of its
+    terms outside ``none`` branches (for a proximity, in the fields where it holds), in
+    rule order."""
+    table = scan.ruleset.explain_table
+    at = table.at[position]
+    if at < 0:
+        return _explain_by_plan(scan, scan.ruleset.compiled[position])
+    # literals only: the rule's steps from the packed table (see ExplainTable), each
+    # looked up among the terms found
+    ints, objects, found, hits = table.ints, table.objects, scan.found, scan.hits
+    steps, first = ints[at], ints[at + 1]
+    evidence: dict[Evidence, None] = {}  # in order, without repeats
+    matched: dict[object, None] = {}
+    for step, term in enumerate(ints[at + 2 : at + 2 + steps]):
+        if term not in found or not found[term] & (mask := ints[at + 2 + steps + step]):
+            continue
+        written = objects[first + 4 + step]
+        matched[written] = None
         for field, start, end in hits[term]:
             if 1 << field & mask:
-                found[_make(Evidence, (written, FIELDS[field], start, end))] = None
-                matched[written] = None
-    return _match(compiled, tuple(matched), found)
+                evidence[_make(Evidence, (written, FIELDS[field], start, end))] = None
+    return _match(objects[first : first + 4], tuple(matched), evidence)
 
 
 def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
@@ -460,13 +462,15 @@ def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
         _make(Evidence, (written, FIELDS[field], start, end)): None
         for written, field, start, end in steps
     }
-    return _match(compiled, tuple(dict.fromkeys([key[0] for key in steps])), found)
+    return _match(compiled.header, tuple(dict.fromkeys([key[0] for key in steps])), found)
 
 
-def _match(compiled: CompiledRule, matched: tuple[str, ...], found: dict[Evidence, None]) -> Match:
-    """The Match of ``compiled``: its id, title, tier and labels, ``matched`` and the first
-    MAX_EVIDENCE of ``found``."""
-    rule_id, title, tier, labels = compiled.header
+def _match(
+    header: Sequence[object], matched: tuple[object, ...], found: dict[Evidence, None]
+) -> Match:
+    """The Match of a rule: its ``header`` (id, title, tier and labels), ``matched`` and the
+    first MAX_EVIDENCE of ``found``."""
+    rule_id, title, tier, labels = header
     evidence = tuple(found) if len(found) <= MAX_EVIDENCE else tuple(islice(found, MAX_EVIDENCE))
     return _make(Match, (rule_id, title, tier, matched, labels, evidence))
 
@@ -516,8 +520,7 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     fired = _firing(ruleset, scan, candidates)
     if not fired:  # most items with candidates at all
         return []
-    rules = ruleset.compiled
-    return [explain(scan, rules[position]) for position in fired]
+    return [explain(scan, position) for position in fired]
 
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
@@ -535,14 +538,26 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
         need = pairs[position << 1]
         if not need:
             others.append(position)
-        # BY_BITS alone: no other required group; common never has that bit
-        elif (need == BY_BITS or common & need) and not common & pairs[position << 1 | 1]:
+        # BY_BITS alone: no other required group; common never has that bit (nor REST)
+        elif (
+            (need == BY_BITS or common & need)
+            and not common & (banned := pairs[position << 1 | 1])
+            and (banned < REST or _branches_hold(scan, branch.rests[position]))
+        ):
             out.append(position)
     if others:
         out += _others_firing(ruleset, scan, others)
     if len(out) > 1:
         out.sort()
     return out
+
+
+def _branches_hold(scan: Scan, rest: tuple[Any, ...] | None) -> bool:
+    """Whether the branches a rule decided by bits leaves to evaluate hold (see
+    ``BranchBits.rests``): the root's fields mask, then the branches."""
+    assert rest is not None  # REST is set only with them
+    mask = rest[0]
+    return all(scan._child_holds(branch, mask) for branch in rest[1:])
 
 
 def _others_firing(ruleset: RuleSet, scan: Scan, candidates: list[int]) -> list[int]:
