@@ -38,10 +38,9 @@ def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
     docs = [make_document(i) for i in matching.make_items(rng, vocab, item_count)]
     started = time.perf_counter()
     sizes = (10, 1000) if quick else matching.RULE_COUNTS
-    rows = [
-        matching.measure(matching.make_rules(random.Random(matching.SEED + n), vocab, n), docs)
-        for n in sizes
-    ]
+    rows = matching.measure_sizes(
+        [matching.make_rules(random.Random(matching.SEED + n), vocab, n) for n in sizes], docs
+    )
     if write:
         body = matching.section(rows, item_count, time.perf_counter() - started)
         matching.write_section(matching.DOC, matching.SECTION, body)

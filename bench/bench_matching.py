@@ -10,9 +10,10 @@ from a fixed seed, so two runs measure the same work:
   ``none`` of exclusions, a ``near`` with ``@date`` or a regex; one rule in a thousand is a
   lone regex, which has no literal and so is evaluated on every item.
 
-The compiled matcher (:func:`mastwatch.rules.match`) runs over every item, five times (the
-best pass counts); what is timed is the call as the daemon makes it, returning every firing
-rule's complete :class:`~mastwatch.model.Match`, its evidence (terms, fields, spans) built.
+The compiled matcher (:func:`mastwatch.rules.match`) runs over every item, seven times per
+size, the sizes taking turns pass by pass (each size's best pass counts); what is timed is
+the call as the daemon makes it, returning every firing rule's complete
+:class:`~mastwatch.model.Match`, its evidence (terms, fields, spans) built.
 The naive baseline (:class:`mastwatch.rules.reference.ReferenceMatcher`: each rule's regexes
 tried in turn) runs over as many items as fit in a few seconds; its rate is items per second
 over those. Both are single-threaded, on one core, in the same process
@@ -40,7 +41,7 @@ SEED = 20260310
 RULE_COUNTS = (10, 100, 1000, 5000)
 ITEM_COUNT = 20_000
 NAIVE_SECONDS = 3.0  # time given to the baseline at each size
-PASSES = 5  # compiled matching: best of this many passes over all items
+PASSES = 7  # compiled matching: best of this many passes over all items, per size
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "matching"
 FULLWIDTH_PERCENT = "\uff05"  # as Japanese feeds often write it; NFKC makes it '%'
@@ -192,15 +193,34 @@ def _pass_seconds(ruleset: RuleSet, docs: Sequence[Document]) -> float:
     return time.perf_counter() - started
 
 
-def measure(rules: Sequence[Rule], docs: Sequence[Document]) -> Row:
-    started = time.perf_counter()
-    ruleset = compile_rules(rules)
-    compiled_at = time.perf_counter()
-    matches = sum(len(match(ruleset, doc)) for doc in docs)
-    # the best of several passes over all items: the same work each time, so the spread
-    # between passes is interference from whatever else the machine runs, not matching
-    seconds = min(_pass_seconds(ruleset, docs) for _ in range(PASSES))
+def measure_sizes(rule_sets: Sequence[Sequence[Rule]], docs: Sequence[Document]) -> list[Row]:
+    """One row per rule set. The compiled passes of all sizes take turns, pass by pass,
+    and each size keeps its best: on a shared machine the speed drifts over minutes (other
+    tenants' load, the CPU cache they leave), and measured one size after the other a
+    ratio between sizes would compare different machines. Taking turns, every size sees
+    the same ones."""
+    compiled, compile_seconds, matches = [], [], []
+    for rules in rule_sets:
+        started = time.perf_counter()
+        compiled.append(compile_rules(rules))
+        compile_seconds.append(time.perf_counter() - started)
+        matches.append(sum(len(match(compiled[-1], doc)) for doc in docs))  # and a warm-up
+    best = [float("inf")] * len(compiled)
+    for _ in range(PASSES):
+        for index, ruleset in enumerate(compiled):
+            best[index] = min(best[index], _pass_seconds(ruleset, docs))
+    rows = []
+    for rules, ruleset, seconds, built, found in zip(
+        rule_sets, compiled, best, compile_seconds, matches, strict=True
+    ):
+        naive_items, naive_rate = _naive(rules, ruleset, docs)
+        rows.append(Row(len(rules), built, len(docs) / seconds, found, naive_items, naive_rate))
+    return rows
 
+
+def _naive(rules: Sequence[Rule], ruleset: RuleSet, docs: Sequence[Document]) -> tuple[int, float]:
+    """Items the naive baseline matched in NAIVE_SECONDS and its rate, checking on each
+    that it finds what the compiled matcher finds."""
     reference = ReferenceMatcher(rules)
     naive_start = time.perf_counter()
     done = 0
@@ -211,15 +231,7 @@ def measure(rules: Sequence[Rule], docs: Sequence[Document]) -> Row:
         done += 1
         if time.perf_counter() - naive_start > NAIVE_SECONDS:
             break
-    naive_seconds = time.perf_counter() - naive_start
-    return Row(
-        rules=len(rules),
-        compile_seconds=compiled_at - started,
-        items_per_second=len(docs) / seconds,
-        matches=matches,
-        naive_items=done,
-        naive_items_per_second=done / naive_seconds,
-    )
+    return done, done / (time.perf_counter() - naive_start)
 
 
 def table(rows: Sequence[Row], items: int) -> str:
@@ -269,7 +281,8 @@ def section(rows: Sequence[Row], items: int, seconds: float) -> str:
             "English and Japanese items; rules generated in the shape of the shipped pack (see",
             "`bench/bench_matching.py`). *Compiled* is `mastwatch.rules.match`: one Aho-Corasick",
             "pass picks candidate rules, only those are evaluated; its rate is the best of"
-            f" {PASSES} passes over all items. *Naive* tries each rule's regexes in turn",
+            f" {PASSES} passes over all items, the sizes taking turns pass by pass (so all",
+            "sizes see the same machine). *Naive* tries each rule's regexes in turn",
             "(`mastwatch.rules.reference`), over as many items as fit in",
             f"{NAIVE_SECONDS:.0f} s, checking that both find the same matches.",
             "",
@@ -355,10 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(SEED)
     vocab = make_vocabulary(rng)
     docs = [make_document(item) for item in make_items(rng, vocab, args.items)]
-    rows = []
-    for count in args.rules:
-        rows.append(measure(make_rules(random.Random(SEED + count), vocab, count), docs))
-        print(f"  {count:,} rules measured", file=sys.stderr)
+    rows = measure_sizes([make_rules(random.Random(SEED + n), vocab, n) for n in args.rules], docs)
     seconds = time.perf_counter() - started
     print(table(rows, args.items))
     print("\n".join(verdicts(rows)))
