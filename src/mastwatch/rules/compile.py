@@ -222,8 +222,9 @@ class ExplainTable:
     With thousands of rules a rule's data is cold in the CPU cache when it fires, and each
     object read is a cache miss: here a rule's part of each sequence is a few adjacent
     words, in place of a dict, a tuple per step and the header tuple. For the rule at
-    position p, ``at[p]`` is -1 when its plan has patterns or proximity (it is explained
-    step by step from ``CompiledRule.evidence_plan``); else i, and ``ints[i]`` is the
+    position p, ``at[p]`` is -1 when its plan has patterns or proximity, or two steps
+    share a term or a spelling (it is then explained step by step from
+    ``CompiledRule.evidence_plan``, repeats dropped); else i, and ``ints[i]`` is the
     number k of its plan steps, ``ints[i + 1]`` the index j of its objects, and step s has
     its term at ``ints[i + 2 + s]`` and its fields mask at ``ints[i + 2 + k + s]``.
     ``objects[j:j + 4]`` are the rule's id, title, tier and labels, and ``objects[j + 4 +
@@ -242,10 +243,13 @@ def _explain_table(compiled: Sequence[CompiledRule], specs: Sequence[TermSpec]) 
         if any(isinstance(step, CompiledNear) or not specs[step[0]].in_automaton for step in plan):
             at.append(-1)
             continue
+        steps: Sequence[tuple[int, str, int]] = plan  # type: ignore[assignment]  # no nears
+        if len({t for t, _, _ in steps}) < len(steps) or len({w for _, w, _ in steps}) < len(steps):
+            at.append(-1)
+            continue
         at.append(len(ints))
         ints.extend((len(plan), len(objects)))
         objects.extend(item.header)
-        steps: Sequence[tuple[int, str, int]] = plan  # type: ignore[assignment]  # no nears
         ints.extend(term for term, _, _ in steps)
         ints.extend(mask for _, _, mask in steps)
         objects.extend(written for _, written, _ in steps)

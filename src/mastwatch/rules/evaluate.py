@@ -438,20 +438,26 @@ def explain(scan: Scan, position: int) -> Match:
     if at < 0:
         return _explain_by_plan(scan, scan.ruleset.compiled[position])
     # literals only: the rule's steps from the packed table (see ExplainTable), each
-    # looked up among the terms found
+    # looked up among the terms found; no two steps share a term or a spelling, so no
+    # evidence repeats
     ints, objects, found, hits = table.ints, table.objects, scan.found, scan.hits
     steps, first = ints[at], ints[at + 1]
-    evidence: dict[Evidence, None] = {}  # in order, without repeats
-    matched: dict[object, None] = {}
-    for step, term in enumerate(ints[at + 2 : at + 2 + steps]):
-        if term not in found or not found[term] & (mask := ints[at + 2 + steps + step]):
-            continue
-        written = objects[first + 4 + step]
-        matched[written] = None
-        for field, start, end in hits[term]:
-            if 1 << field & mask:
-                evidence[_make(Evidence, (written, FIELDS[field], start, end))] = None
-    return _match(objects[first : first + 4], tuple(matched), evidence)
+    evidence: list[Evidence] = []
+    matched = []
+    step = at + 2 + steps  # where the step's fields mask is
+    written = first + 4  # where the step's spelling is
+    for term in ints[at + 2 : at + 2 + steps]:
+        if term in found and found[term] & (mask := ints[step]):
+            matched.append(objects[written])
+            for field, start, end in hits[term]:
+                if 1 << field & mask:
+                    evidence.append(_make(Evidence, (objects[written], FIELDS[field], start, end)))
+        step += 1
+        written += 1
+    rule_id, title, tier, labels = objects[first : first + 4]
+    if len(evidence) > MAX_EVIDENCE:
+        del evidence[MAX_EVIDENCE:]
+    return _make(Match, (rule_id, title, tier, tuple(matched), labels, tuple(evidence)))
 
 
 def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
