@@ -121,20 +121,23 @@ LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
 class LiteralTable:
     """What a find of each automaton literal means, by the id in its automaton value.
 
-    Most literals stand for one term and make at most one rule a candidate: for those the
-    term and the rule are read from flat arrays (which stay in the CPU cache) rather than
-    from the literal's objects (which, among tens of thousands, are mostly not).
+    Most literals stand for one term and make at most two rules candidates: for those the
+    term and the rules are read from a flat array rather than from the literal's objects
+    (which, among tens of thousands, are mostly cold in the CPU cache: a name shared by two
+    rules would cost a read of its info tuple, of its tuple of rules and of each rule's
+    int object).
     """
 
     info: tuple[LiteralInfo, ...]
-    # two ints per literal, side by side (one cache line to read per find): at 2 * id the
-    # literal's term, or -1 when it has several (read info); at 2 * id + 1 the one rule it
-    # makes a candidate, -1 for none, -2 for several
+    # three ints per literal, side by side (one cache line to read per find): at 3 * id
+    # the literal's term, or -1 when it has several (read info); at 3 * id + 1 a rule it
+    # makes a candidate, -1 for none, -2 for more than two (read info); at 3 * id + 2 the
+    # second such rule (the first again when it is the only one)
     one: array[int]
 
 
 def _empty_table() -> LiteralTable:
-    return LiteralTable((), array("l"))
+    return LiteralTable((), array("i"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +240,7 @@ class ExplainTable:
 
 
 def _explain_table(compiled: Sequence[CompiledRule], specs: Sequence[TermSpec]) -> ExplainTable:
-    at, ints, objects = array("l"), array("l"), list[object]()
+    at, ints, objects = array("i"), array("i"), list[object]()
     for item in compiled:
         plan = item.evidence_plan
         if any(isinstance(step, CompiledNear) or not specs[step[0]].in_automaton for step in plan):
@@ -317,7 +320,7 @@ class RuleSet:
     quick: tuple[QuickCheck | None, ...] = field(default=(), repr=False)
     branch_bits: BranchBits = field(default_factory=lambda: BranchBits({}, array("Q")), repr=False)
     explain_table: ExplainTable = field(
-        default_factory=lambda: ExplainTable(array("l"), array("l"), ()), repr=False
+        default_factory=lambda: ExplainTable(array("i"), array("i"), ()), repr=False
     )
     pattern_terms: frozenset[int] = frozenset()  # regex and built-in terms: found lazily
     # per term: for a regex, a literal every match contains (even one character, such as
@@ -563,7 +566,7 @@ def _literal_automaton(
         raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
     automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
     table: list[LiteralInfo] = []
-    one = array("l")
+    one = array("i")
     for patterns in by_literal.values():
         triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
         # the usual case, a literal whose leaves all take a find the same way (one leaf,
@@ -571,7 +574,8 @@ def _literal_automaton(
         specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
         table.append((len(patterns[0].literal), specs, tuple(patterns), tuple(triggered)))
         one.append(specs[0] if len(specs) == 1 else -1)
-        one.append(triggered[0] if len(triggered) == 1 else -1 - bool(triggered))
+        one.append(triggered[0] if 0 < len(triggered) <= 2 else -1 - bool(triggered))
+        one.append(triggered[-1] if 0 < len(triggered) <= 2 else -1)
     # added in trie order (see _trie_order), ids kept in the order given
     numbered = {literal: number for number, literal in enumerate(by_literal)}
     for literal in sorted(by_literal, key=_trie_order):

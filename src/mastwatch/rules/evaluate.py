@@ -124,7 +124,7 @@ class Scan:
             # recording the find repeats _find_literals' lines on purpose: this runs for
             # every find, and a shared helper would add a call to each
             hit = (field, start - offset, end - offset)
-            term = one[number << 1]
+            term = one[number * 3]
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
                     self._add(spec, hit)
@@ -134,9 +134,10 @@ class Scan:
             else:
                 hits[term].append(hit)
                 found[term] = bits | 1 << field
-            rule = one[number << 1 | 1]
+            rule = one[number * 3 + 1]
             if rule >= 0:
                 triggered.add(rule)
+                triggered.add(one[number * 3 + 2])  # the same rule again if it is alone
             elif rule < -1:
                 triggered.update(info[number][3])
         if matcher.searched:
@@ -199,7 +200,7 @@ class Scan:
             ):
                 continue
             hit = (field, start - offset, last + 1 - offset)
-            term = one[number << 1]
+            term = one[number * 3]
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
                     self._add(spec, hit)
@@ -209,9 +210,10 @@ class Scan:
             else:
                 hits[term].append(hit)
                 found[term] = bits | 1 << field
-            rule = one[number << 1 | 1]
+            rule = one[number * 3 + 1]
             if rule >= 0:
                 triggered.add(rule)
+                triggered.add(one[number * 3 + 2])  # the same rule again if it is alone
             elif rule < -1:
                 triggered.update(info[number][3])
 
