@@ -13,6 +13,7 @@ from mastwatch.rules import (
     MatchNode,
     Rule,
     RuleSet,
+    Term,
     compile_rules,
     load_rule_files,
     match,
@@ -182,6 +183,36 @@ def test_match_reports_evidence_in_rule_order_without_repeats_or_negatives() -> 
     title = doc("Imported cars face tariffs and duties; 追加関税").title
     spans = [title[e.start : e.end] for e in found[0].evidence]
     assert spans == ["duties", "tariff", "関税", "import"]
+
+
+def test_packed_and_step_by_step_explanations_agree() -> None:
+    """A rule of literals is explained from the packed table (ExplainTable), unless two of
+    its steps share a term or a spelling (then step by step from its plan, repeats
+    dropped); both give the evidence the rule order says."""
+    packed = make_rule("p", {"all": [{"any": ["Velo", "Karito"]}, {"any": ["tariff*", "duty"]}]})
+    shared = make_rule("s", {"all": [{"any": ["Velo", "duty"]}, {"any": ["tariff*", "duty"]}]})
+    spelled = make_rule(
+        "w", {"all": [{"any": ["Velo"]}, {"any": ["duty", Term(kind="exact", text="duty")]}]}
+    )
+    ruleset = compile_rules([packed, shared, spelled])
+    assert [ruleset.explain_table.at[i] >= 0 for i in range(3)] == [True, False, False]
+    found = {m.rule_id: m for m in match(ruleset, doc("Velo duty: tariffs on Velo", "duty"))}
+    assert found["p"].matched == ("Velo", "tariff*", "duty")
+    assert [(e.term, e.field, e.start) for e in found["p"].evidence] == [
+        ("Velo", "title", 0),
+        ("Velo", "title", 22),
+        ("tariff*", "title", 11),
+        ("duty", "title", 5),
+        ("duty", "summary", 0),
+    ]
+    assert found["s"].matched == ("Velo", "duty", "tariff*")
+    assert [(e.term, e.start) for e in found["s"].evidence if e.field == "title"] == [
+        ("Velo", 0),
+        ("Velo", 22),
+        ("duty", 5),
+        ("tariff*", 11),
+    ]
+    assert found["w"].matched == ("Velo", "duty")
 
 
 def test_several_rules_fire_in_rule_order_and_disabled_rules_do_not() -> None:

@@ -271,12 +271,13 @@ class BranchBits:
 
     A rule qualifies when its literal conditions (no filter), all in fields the automaton
     scans whole, are a root `all` whose trigger lies within one of its required groups:
-    once it is a candidate that group holds, and the rest is one required group and any excluded
-    groups made of bit terms only. Its check is then two int operations on numbers read
-    from flat arrays (which stay in the CPU cache) instead of reading its objects (which,
-    among thousands of rules, are mostly not). A rule whose root also has other branches (a
-    regex, a proximity, a nested node with patterns) qualifies too: when the bits hold,
-    those branches (``rests``) are evaluated one by one, without the rule's function.
+    once it is a candidate that group holds, and the rest is one required group and any
+    excluded groups made of bit terms only. Its check is then two int operations on numbers
+    read from flat arrays (which stay in the CPU cache) instead of reading its objects
+    (which, among thousands of rules, are mostly not). A rule whose root also has other
+    branches (a regex, a proximity, a nested node with patterns) qualifies too: when the
+    bits hold, those branches (``rests``) are evaluated one by one, without the rule's
+    function.
     """
 
     bit_of: Mapping[int, int]  # term -> its bit (bits 0 to 62)
@@ -285,8 +286,8 @@ class BranchBits:
     # decided by bits (0: it is not), at 2 * position + 1 the bits of its excluded groups,
     # with REST set when branches other than literals remain to be evaluated
     pairs: array[int]
-    # per rule with REST: the root's fields mask and those other branches
-    rests: tuple[tuple[Any, ...] | None, ...] = ()
+    # per rule with REST: the root's fields mask and those other branches (else empty)
+    rests: tuple[tuple[Any, ...], ...] = ()
 
     @property
     def kinds(self) -> bytes:
@@ -877,7 +878,7 @@ def _branch_bits(compiled: Sequence[CompiledRule], scanned_fields: int) -> Branc
     )
     bit_of = {term: 1 << n for n, (term, _) in enumerate(usage.most_common(COMMON_TERMS))}
     pairs = array("Q", bytes(16 * len(compiled)))
-    rests: list[tuple[Any, ...] | None] = [None] * len(compiled)
+    rests: list[tuple[Any, ...]] = [()] * len(compiled)
     scanned = (1 << scanned_fields) - 1
     for position, item in enumerate(compiled):
         others = _bit_branches(item, scanned, bit_of)

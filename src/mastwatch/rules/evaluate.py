@@ -560,10 +560,9 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
     return out
 
 
-def _branches_hold(scan: Scan, rest: tuple[Any, ...] | None) -> bool:
+def _branches_hold(scan: Scan, rest: tuple[Any, ...]) -> bool:
     """Whether the branches a rule decided by bits leaves to evaluate hold (see
     ``BranchBits.rests``): the root's fields mask, then the branches."""
-    assert rest is not None  # REST is set only with them
     mask = rest[0]
     return all(scan._child_holds(branch, mask) for branch in rest[1:])
 
