@@ -46,7 +46,7 @@ def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
         matching.write_section(matching.DOC, matching.SECTION, body)
     by_size = {row.rules: row for row in rows}
     at_1000 = by_size[1000]
-    return [
+    figures = [
         Figure(
             "matching, 1,000 rules (compiled)",
             f"{at_1000.items_per_second:,.0f} items/s",
@@ -55,6 +55,19 @@ def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
             at_1000.items_per_second >= 20_000 and at_1000.speedup >= 10,
         )
     ]
+    if 10 in by_size and 5000 in by_size:
+        few, many = by_size[10], by_size[5000]
+        ratio = many.items_per_second / few.items_per_second
+        figures.append(
+            Figure(
+                "matching, 5,000 rules against 10",
+                f"{ratio:.1%} ({many.items_per_second:,.0f} items/s)",
+                f"10 rules: {few.items_per_second:,.0f} items/s",
+                "≥ 50%",
+                ratio >= 0.5,
+            )
+        )
+    return figures
 
 
 def parser_figures(quick: bool) -> tuple[list[Figure], list[Comparison]]:

@@ -265,7 +265,7 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
     if 10 in by_size and 5000 in by_size:
         ratio = by_size[5000].items_per_second / by_size[10].items_per_second
         out.append(
-            f"- 5,000 rules run at {ratio:.0%} of the 10-rule throughput (target ≥ 50%):"
+            f"- 5,000 rules run at {ratio:.1%} of the 10-rule throughput (target ≥ 50%):"
             f" {'met' if ratio >= 0.5 else 'NOT met'}"
         )
     return out
