@@ -9,7 +9,7 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from itertools import islice
 from typing import Any
 
@@ -456,10 +456,7 @@ def explain(scan: Scan, position: int) -> Match:
                     evidence.append(_make(Evidence, (objects[written], FIELDS[field], start, end)))
         step += 1
         written += 1
-    rule_id, title, tier, labels = objects[first : first + 4]
-    if len(evidence) > MAX_EVIDENCE:
-        del evidence[MAX_EVIDENCE:]
-    return _make(Match, (rule_id, title, tier, tuple(matched), labels, tuple(evidence)))
+    return _match(objects[first : first + 4], tuple(matched), evidence)
 
 
 def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
@@ -474,7 +471,7 @@ def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
 
 
 def _match(
-    header: Sequence[object], matched: tuple[object, ...], found: dict[Evidence, None]
+    header: Sequence[object], matched: tuple[object, ...], found: Collection[Evidence]
 ) -> Match:
     """The Match of a rule: its ``header`` (id, title, tier and labels), ``matched`` and the
     first MAX_EVIDENCE of ``found``."""
