@@ -1,4 +1,7 @@
-"""feedparser against fastfeedparser: speed, and whether they read the same items and text.
+"""Feed parsers side by side: speed, and whether they read the same items and text.
+
+feedparser against fastfeedparser, and ``parse_feed`` as shipped (its plain reader for
+plain documents, sources.plainfeed) against the same step with feedparser only.
 
 fastfeedparser is not a project dependency; ``make bench`` installs it into
 ``.venv/bench-extras`` (best effort) and this module finds it there. A faster parser only
@@ -18,6 +21,11 @@ from types import ModuleType
 from typing import Any
 
 import feedparser
+
+from mastwatch.errors import FetchError
+from mastwatch.sources.decode import to_utf8_xml
+from mastwatch.sources.feed import ParsedFeed, parse_feed, parse_xml_with_feedparser
+from mastwatch.sources.plainfeed import read_plain_feed
 
 EXTRAS = Path(__file__).resolve().parents[1] / ".venv" / "bench-extras"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feedparser-tests"
@@ -91,3 +99,46 @@ def corpus_bodies() -> list[bytes]:
             with contextlib.suppress(OSError):
                 bodies.append(path.read_bytes())
     return bodies
+
+
+@dataclass(frozen=True)
+class PlainComparison:
+    """``parse_feed`` as shipped (the plain reader, feedparser for the rest) against the
+    same step with feedparser only, on XML documents."""
+
+    label: str
+    documents: int
+    shipped_seconds: float
+    feedparser_seconds: float
+    read_plain: int  # documents the plain reader read
+    same_documents: int  # of those, documents whose items equal feedparser's
+
+
+def compare_plain(label: str, bodies: Sequence[bytes]) -> PlainComparison:
+    xml_bodies = [b for b in bodies if not b.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")]
+    documents = []
+    for body in xml_bodies:
+        with contextlib.suppress(Exception):  # undecodable: neither path gets it
+            documents.append((body, to_utf8_xml(body)))
+    shipped_s, shipped = _timed_parse(lambda body, _xml: parse_feed(body, source_id="b"), documents)
+    feedparser_s, slow = _timed_parse(
+        lambda _body, xml: parse_xml_with_feedparser(xml, "b", None), documents
+    )
+    plain = [read_plain_feed(xml) is not None for _body, xml in documents]
+    same = sum(1 for p, a, b in zip(plain, shipped, slow, strict=True) if p and a == b)
+    return PlainComparison(label, len(documents), shipped_s, feedparser_s, sum(plain), same)
+
+
+def _timed_parse(
+    parse: Callable[[bytes, bytes], ParsedFeed], documents: Sequence[tuple[bytes, bytes]]
+) -> tuple[float, list[ParsedFeed | None]]:
+    started = time.perf_counter()
+    out: list[ParsedFeed | None] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for body, xml in documents:
+            try:
+                out.append(parse(body, xml))
+            except FetchError:
+                out.append(None)
+    return time.perf_counter() - started, out

@@ -24,6 +24,7 @@ from mastwatch.errors import FetchError
 from mastwatch.model import Item
 from mastwatch.sources.decode import decode_document, to_utf8_xml
 from mastwatch.sources.keys import RawEntry, assign_keys
+from mastwatch.sources.plainfeed import read_plain_feed
 
 JSON_FEED_VERSION_PREFIX = "https://jsonfeed.org/version/"
 # Links we hand on to Slack and email; anything else (javascript:, data:) is dropped.
@@ -74,7 +75,7 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
     return media_type.endswith(("/json", "+json")) and not head.startswith(b"<")
 
 
-# ---------------------------------------------------------------------------- XML via feedparser
+# ------------------------------------------------------------------- XML: plain, or feedparser
 
 
 def _parse_xml_feed(
@@ -85,6 +86,16 @@ def _parse_xml_feed(
     base_url: str | None,
 ) -> ParsedFeed:
     xml = to_utf8_xml(body, http_charset, content_type)
+    plain = read_plain_feed(xml)
+    if plain is None:
+        return parse_xml_with_feedparser(xml, source_id, base_url)
+    entries = [_entry_from_feedparser(entry, base_url) for entry in plain.entries]
+    return ParsedFeed(plain.title or None, assign_keys(source_id, entries))
+
+
+def parse_xml_with_feedparser(xml: bytes, source_id: str, base_url: str | None) -> ParsedFeed:
+    """A feed document (UTF-8, as ``to_utf8_xml`` makes it) read by feedparser: what every
+    document that is not plain (sources.plainfeed) goes through."""
     result = feedparser.parse(
         io.BytesIO(xml),
         sanitize_html=False,
@@ -100,7 +111,7 @@ def _parse_xml_feed(
     return ParsedFeed(title, assign_keys(source_id, entries), _bozo_warning(result))
 
 
-def _entry_from_feedparser(entry: Mapping[str, Any], base_url: str | None) -> RawEntry:
+def _entry_from_feedparser(entry: dict[str, Any], base_url: str | None) -> RawEntry:
     contents = entry.get("content") or []
     content = _text(contents[0].get("value")) if contents else ""
     return RawEntry(
@@ -109,7 +120,11 @@ def _entry_from_feedparser(entry: Mapping[str, Any], base_url: str | None) -> Ra
         guid=_text(entry.get("id")).strip() or None,
         summary=_text(entry.get("summary")),
         content=content,
-        published=_struct_to_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        # dict.get: FeedParserDict would answer a missing updated_parsed with the
+        # published one, warning that this mapping is deprecated
+        published=_struct_to_utc(
+            dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+        ),
         tags=_unique(_text(tag.get("term") or tag.get("label")) for tag in entry.get("tags", [])),
         author=_text(entry.get("author")) or None,
     )
