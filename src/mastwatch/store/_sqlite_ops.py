@@ -199,6 +199,13 @@ def save_source_state(conn: sqlite3.Connection, state: SourceState) -> None:
     )
 
 
+def save_source_states(conn: sqlite3.Connection, states: list[SourceState]) -> None:
+    """Several sources' states in one transaction (see store.group_commit)."""
+    with transaction(conn):
+        for state in states:
+            save_source_state(conn, state)
+
+
 # Values per IN (...) list: well under SQLite's limit of host parameters (32,766).
 IN_CHUNK: Final = 500
 

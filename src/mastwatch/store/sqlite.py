@@ -47,6 +47,7 @@ from mastwatch.store import _sqlite_digest as dg
 from mastwatch.store import _sqlite_ops as ops
 from mastwatch.store import _sqlite_policy as policy
 from mastwatch.store.base import Replica, StoreError
+from mastwatch.store.group_commit import GroupCommit
 from mastwatch.store.migrate import Migration, MigrationTarget, load_migrations, migrate
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self.applied_migrations: list[Migration] = []  # by the last open()
+        # polls ending together store their states in one transaction (group commit)
+        self._state_writes = GroupCommit(self._save_source_states, self._save_one_source_state)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -101,6 +104,8 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread; safe to call twice."""
+        if self._executor is not None:
+            await self._state_writes.flush()
         conn, executor = self._conn, self._executor
         self._conn, self._executor = None, None
         if executor is None:
@@ -147,6 +152,12 @@ class SQLiteStore:
 
     async def save_source_state(self, state: SourceState) -> None:
         """Persist state alone (after a failed or not-modified poll)."""
+        await self._state_writes.write(state)
+
+    async def _save_source_states(self, states: Sequence[SourceState]) -> None:
+        await self._call(ops.save_source_states, list(states))
+
+    async def _save_one_source_state(self, state: SourceState) -> None:
         await self._call(ops.save_source_state, state)
 
     async def list_source_states(self) -> list[SourceState]:
