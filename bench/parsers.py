@@ -63,9 +63,11 @@ def _feedparser(body: bytes) -> list[Entry]:
     return _entries(feedparser.parse(body))
 
 
-def _timed(parse: Callable[[bytes], list[Entry]], bodies: Sequence[bytes]) -> tuple[float, list]:
+def _timed(
+    parse: Callable[[bytes], list[Entry]], bodies: Sequence[bytes]
+) -> tuple[float, list[list[Entry] | None]]:
     started = time.perf_counter()
-    out = []
+    out: list[list[Entry] | None] = []
     for body in bodies:
         try:
             out.append(parse(body))
