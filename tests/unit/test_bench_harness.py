@@ -18,7 +18,9 @@ from bench.farm import Farm  # noqa: E402
 
 from mastwatch.config import load_config  # noqa: E402
 from mastwatch.rules import load_rules, match  # noqa: E402
-from mastwatch.sources.feed import parse_feed  # noqa: E402
+from mastwatch.sources.decode import to_utf8_xml  # noqa: E402
+from mastwatch.sources.feed import parse_feed, parse_xml_with_feedparser  # noqa: E402
+from mastwatch.sources.plainfeed import read_plain_feed  # noqa: E402
 from mastwatch.text import make_document  # noqa: E402
 
 
@@ -56,6 +58,16 @@ def test_farm_feeds_parse_and_some_items_match_the_shipped_rules() -> None:
     assert any("関税" in (item.title or "") for item in items)
     matched = [item for item in items if match(ruleset, make_document(item))]
     assert 0 < len(matched) < len(items) // 2
+
+
+def test_farm_feeds_take_the_plain_path_and_read_as_feedparser_reads_them() -> None:
+    """The cold-cycle figure relies on the plain reader; it must read the farm, equally."""
+    for doc in Farm(6, 30).docs:  # RSS and Atom
+        xml = to_utf8_xml(doc.body)
+        assert read_plain_feed(xml) is not None
+        fast = parse_feed(doc.body, source_id="farm")
+        assert fast == parse_xml_with_feedparser(xml, "farm", None)
+        assert len(fast.items) == 30
 
 
 def test_generated_config_loads_with_every_tier_and_private_sources(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ _RSS2_CHANNEL_LEAVES = frozenset(
     }
 )
 _RSS1_CHANNEL_LEAVES = frozenset(
-    {_RSS1 + "link", _RSS1 + "description", _RSS1 + "image"}
+    {_RSS1 + "link", _RSS1 + "description"}
     | {t for t in _RSS2_CHANNEL_LEAVES if t.startswith((_DC, _SY))}
 )
 _ATOM_FEED_LEAVES = frozenset(
@@ -226,6 +226,7 @@ class _Reader:
     def __init__(self) -> None:
         self.title_depth = -1
         self.feed_title: str | None = None
+        self.feed_titles = 0
         self.entries: list[dict[str, Any]] = []
 
     def _title(self, element: ET.Element, depth: int, *, atom: bool = False) -> str | None:
@@ -238,11 +239,14 @@ class _Reader:
         return value if stored else None
 
     def _channel_title(self, element: ET.Element, depth: int, *, atom: bool = False) -> None:
+        self.feed_titles += 1
         value = self._title(element, depth, atom=atom)
         if value is not None:
             self.feed_title = value
 
     def _done(self) -> PlainFeed:
+        if self.feed_titles > 1:  # which one feedparser keeps depends on their values
+            raise NotPlain
         return PlainFeed(self.feed_title, self.entries)
 
     # ------------------------------------------------------------------ RSS 2.0 (and 0.9x)
@@ -255,13 +259,11 @@ class _Reader:
             raise NotPlain
         channel = channels[0]
         _attributes(channel)
-        titles = 0
         for child in channel:
             tag = child.tag
             if tag == "item":
                 self.entries.append(self._rss_item(child, depth=3, rdf=False))
             elif tag == "title":
-                titles += 1
                 self._channel_title(child, 3)
             elif tag == "image":
                 self._image(child, 3, _RSS2_IMAGE_CHILDREN)
@@ -269,8 +271,6 @@ class _Reader:
                 _only_text(child)
             else:
                 raise NotPlain
-        if titles > 1:
-            raise NotPlain
         return self._done()
 
     def _image(self, image: ET.Element, depth: int, children: frozenset[str]) -> None:
@@ -359,10 +359,8 @@ class _Reader:
 
     def _rss1_channel(self, channel: ET.Element) -> None:
         _attributes(channel, frozenset({_RDF + "about"}))
-        titles = 0
         for child in channel:
             if child.tag == _RSS1 + "title":
-                titles += 1
                 self._channel_title(child, 3)
             elif child.tag == _RSS1 + "items":
                 _rdf_sequence(child)
@@ -374,20 +372,16 @@ class _Reader:
                 _only_text(child)
             else:
                 raise NotPlain
-        if titles > 1:
-            raise NotPlain
 
     # ------------------------------------------------------------------ Atom 1.0
 
     def atom(self, root: ET.Element) -> PlainFeed:
         _attributes(root)
-        titles = 0
         for child in root:
             tag = child.tag
             if tag == _ATOM + "entry":
                 self.entries.append(self._atom_entry(child))
             elif tag == _ATOM + "title":
-                titles += 1
                 self._channel_title(child, 2, atom=True)
             elif tag in (_ATOM + "author", _ATOM + "contributor"):
                 _atom_person(child)
@@ -397,8 +391,6 @@ class _Reader:
                 _only_text(child)
             else:
                 raise NotPlain
-        if titles > 1:
-            raise NotPlain
         return self._done()
 
     def _atom_entry(self, element: ET.Element) -> dict[str, Any]:
