@@ -136,6 +136,13 @@ RSS2_ITEM_TAGS = [
     "dc:creator",
     "comments",
     "enclosure",
+    "wfw:commentRss",
+    "slash:comments",
+    "dc:publisher",
+    "dc:rights",
+    "dc:identifier",
+    "media:thumbnail",
+    "media:content",
 ]
 
 
@@ -151,6 +158,8 @@ def rss2_item_child(draw: Draw, tag: str) -> str:
         return text_element(draw, "category", domain)
     if tag == "enclosure":
         return '<enclosure url="http://example.com/a.mp3" length="1" type="audio/mpeg"/>'
+    if tag in ("media:thumbnail", "media:content"):
+        return f'<{tag} url="http://example.com/t.jpg" width="10"/>'
     return text_element(draw, tag)
 
 
@@ -166,8 +175,11 @@ def rss2_documents(draw: Draw) -> str:
     return (
         f'<?xml version="1.0" encoding="utf-8"?><rss version="{version}"'
         ' xmlns:dc="http://purl.org/dc/elements/1.1/"'
-        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
-        "<link>http://example.com/</link><description>d</description>"
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+        ' xmlns:wfw="http://wellformedweb.org/CommentAPI/"'
+        ' xmlns:slash="http://purl.org/rss/1.0/modules/slash/"'
+        ' xmlns:media="http://search.yahoo.com/mrss/"'
+        "><channel><link>http://example.com/</link><description>d</description>"
         + "".join(children)
         + "</channel></rss>"
     )
@@ -195,12 +207,16 @@ def rss1_documents(draw: Draw) -> str:
         '<?xml version="1.0" encoding="utf-8"?>'
         '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
         ' xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
-        ' xmlns:content="http://purl.org/rss/1.0/modules/content/">' + "".join(parts) + "</rdf:RDF>"
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+        ' xmlns:wfw="http://wellformedweb.org/CommentAPI/"'
+        ' xmlns:slash="http://purl.org/rss/1.0/modules/slash/"'
+        ' xmlns:media="http://search.yahoo.com/mrss/"'
+        ">" + "".join(parts) + "</rdf:RDF>"
     )
 
 
 RSS1_ITEM_TAGS = ["title", "link", "description", "content:encoded", "dc:date", "dc:subject"]
-RSS1_ITEM_TAGS += ["dc:creator"]
+RSS1_ITEM_TAGS += ["dc:creator", "dc:publisher", "dc:rights", "wfw:commentRss"]
 
 
 def atom_text(draw: Draw, tag: str) -> str:
@@ -226,7 +242,7 @@ def atom_person(draw: Draw) -> str:
 
 
 def atom_entry_child(draw: Draw, tag: str) -> str:
-    if tag in ("title", "summary", "content"):
+    if tag in ("title", "summary", "content", "rights"):
         return atom_text(draw, tag)
     if tag == "link":
         return atom_link(draw)
@@ -242,7 +258,7 @@ def atom_entry_child(draw: Draw, tag: str) -> str:
 
 
 ATOM_ENTRY_TAGS = ["title", "link", "id", "summary", "content", "published", "updated"]
-ATOM_ENTRY_TAGS += ["category", "author"]
+ATOM_ENTRY_TAGS += ["category", "author", "rights"]
 
 
 @st.composite
@@ -323,6 +339,39 @@ def test_a_plain_document_with_every_listed_element_is_read() -> None:
     assert fast == slow
     (item,) = fast.items
     assert (item.title, item.summary, item.author) == ("US tariffs & Japan", "<p>Text</p>", "Desk")
+
+
+def test_a_wordpress_style_item_is_read_plain() -> None:
+    document = (
+        b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"'
+        b' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+        b' xmlns:wfw="http://wellformedweb.org/CommentAPI/"'
+        b' xmlns:dc="http://purl.org/dc/elements/1.1/"'
+        b' xmlns:atom="http://www.w3.org/2005/Atom"'
+        b' xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"'
+        b' xmlns:slash="http://purl.org/rss/1.0/modules/slash/"><channel>'
+        b"<title>Observing Japan</title>"
+        b'<atom:link href="https://example.com/feed/" rel="self" type="application/rss+xml"/>'
+        b"<link>https://example.com</link><description>Politics</description>"
+        b"<lastBuildDate>Mon, 09 Mar 2026 01:00:00 +0000</lastBuildDate>"
+        b"<language>en-US</language><sy:updatePeriod>hourly</sy:updatePeriod>"
+        b"<item><title>Lashing himself to the mast</title>"
+        b"<link>https://example.com/2026/03/mast/</link>"
+        b"<comments>https://example.com/2026/03/mast/#respond</comments>"
+        b"<dc:creator><![CDATA[Tobias Harris]]></dc:creator>"
+        b"<pubDate>Mon, 09 Mar 2026 00:30:00 +0000</pubDate>"
+        b"<category><![CDATA[Japan]]></category><category><![CDATA[Trade]]></category>"
+        b'<guid isPermaLink="false">https://example.com/?p=123</guid>'
+        b"<description><![CDATA[<p>The prime minister &#8230;</p>]]></description>"
+        b"<content:encoded><![CDATA[<p>Full text</p>]]></content:encoded>"
+        b"<wfw:commentRss>https://example.com/2026/03/mast/feed/</wfw:commentRss>"
+        b"<slash:comments>0</slash:comments></item></channel></rss>"
+    )
+    assert read_plain_feed(to_utf8_xml(document)) is not None
+    fast, slow = both_ways(document)
+    assert fast == slow
+    (item,) = fast.items
+    assert (item.author, item.tags) == ("Tobias Harris", ("Japan", "Trade"))
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,9 @@ _DC = "{http://purl.org/dc/elements/1.1/}"
 _CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 _RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 _SY = "{http://purl.org/rss/1.0/modules/syndication/}"
+_WFW = "{http://wellformedweb.org/CommentAPI/}"
+_SLASH = "{http://purl.org/rss/1.0/modules/slash/}"
+_MEDIA = "{http://search.yahoo.com/mrss/}"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 _HTML_TYPES = _FeedParserMixin.html_types
@@ -78,6 +81,26 @@ _RSS1_CHANNEL_LEAVES = frozenset(
 _ATOM_FEED_LEAVES = frozenset(
     _ATOM + name
     for name in ("id", "link", "updated", "subtitle", "generator", "icon", "logo", "rights")
+)
+# Leaf elements of an RSS item that feedparser keeps under keys of their own (comment
+# links, counts, publisher, rights, thumbnails...), never in the fields read here; common
+# in WordPress and ministry feeds.
+_RSS_ITEM_LEAVES = frozenset(
+    {
+        "enclosure",
+        "comments",
+        _WFW + "comment",
+        _WFW + "commentRss",
+        _SLASH + "comments",
+        _DC + "publisher",
+        _DC + "rights",
+        _DC + "language",
+        _DC + "identifier",
+        _DC + "type",
+        _DC + "format",
+        _MEDIA + "thumbnail",
+        _MEDIA + "content",
+    }
 )
 _RSS2_IMAGE_CHILDREN = frozenset({"title", "url", "link", "width", "height", "description"})
 _ATOM_AUTHOR_CHILDREN = frozenset({_ATOM + "name", _ATOM + "email", _ATOM + "uri"})
@@ -296,7 +319,11 @@ class _Reader:
 
     def _rss_item_child(self, entry: _Entry, child: ET.Element, depth: int, rdf: bool) -> None:
         tag = child.tag[len(_RSS1) :] if rdf and child.tag.startswith(_RSS1) else child.tag
-        if tag.startswith("{") and not tag.startswith((_DC, _CONTENT)):
+        if (
+            tag.startswith("{")
+            and not tag.startswith((_DC, _CONTENT))
+            and tag not in _RSS_ITEM_LEAVES
+        ):
             raise NotPlain
         if tag == "title":
             value = self._title(child, depth)
@@ -318,8 +345,8 @@ class _Reader:
         if tag in ("category", _DC + "subject"):
             entry.category(child)
             return
-        if tag in ("enclosure", "comments"):
-            _only_text(child)  # links of their own, never the entry's link
+        if tag in _RSS_ITEM_LEAVES:
+            _only_text(child)
             return
         _attributes(child)
         if tag == "description":
@@ -434,6 +461,8 @@ def _atom_entry_child(entry: _Entry, tag: str, child: ET.Element) -> None:
         entry.category(child)
     elif tag == _ATOM + "author":
         entry.set("author", _atom_person(child))
+    elif tag == _ATOM + "rights":
+        _atom_text(child)  # kept by feedparser under "rights" only
     else:
         raise NotPlain
 
