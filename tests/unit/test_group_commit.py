@@ -120,3 +120,22 @@ async def test_closing_the_store_waits_for_queued_state_writes(tmp_path: Path, c
     await asyncio.gather(*writers)
     async with SQLiteStore(path) as reopened:
         assert len(await reopened.list_source_states()) == count
+
+
+async def test_a_cancelled_batch_cancels_its_callers_and_flush_still_returns() -> None:
+    never = asyncio.Event()
+
+    async def write_many(values: Sequence[int]) -> None:
+        await never.wait()
+
+    async def write_one(value: int) -> None:
+        await never.wait()
+
+    commits = GroupCommit(write_many, write_one)
+    writers = [asyncio.create_task(commits.write(n)) for n in range(3)]
+    await asyncio.sleep(0.01)  # the batch is being written, and hangs
+    assert commits._draining is not None
+    commits._draining.cancel()  # as when the loop shuts down
+    await commits.flush()  # returns: closing the store must not hang or raise
+    results = await asyncio.gather(*writers, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)

@@ -44,8 +44,9 @@ class GroupCommit(Generic[_T]):
 
     async def flush(self) -> None:
         """Wait until every write asked for so far is done (before closing the store)."""
-        while self._draining is not None:
-            await asyncio.shield(self._draining)
+        while (draining := self._draining) is not None:
+            # however the batch ends, its callers hear of it; closing goes on
+            await asyncio.wait([draining])
 
     async def _drain(self) -> None:
         batch: list[tuple[_T, asyncio.Future[None]]] = []
