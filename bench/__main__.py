@@ -80,8 +80,8 @@ def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
 def parser_figures(quick: bool) -> tuple[list[Figure], list[Comparison]]:
     farm_bodies = [d.body for d in Farm(50 if quick else 500, 30).docs]
     corpus = corpus_bodies()
-    figures = [_plain_figure(compare_plain(label, bodies)) for label, bodies in
-               (("farm", farm_bodies), ("feedparser-tests corpus", corpus)) if bodies]  # fmt: skip
+    documents = [("farm", farm_bodies), ("feedparser-tests corpus", corpus)]
+    figures = [_plain_figure(compare_plain(label, bodies)) for label, bodies in documents if bodies]
     fast = load_fastfeedparser()
     if fast is None:
         note = "fastfeedparser not installed (make bench installs it into .venv/bench-extras)"
@@ -113,13 +113,13 @@ def _plain_figure(c: PlainComparison) -> Figure:
         f"{c.shipped_seconds:.2f} s; read plain {c.read_plain:,}, their items equal to"
         f" feedparser's in {c.same_documents:,} of {c.read_plain:,}",
         f"the same step with feedparser only {c.feedparser_seconds:.2f} s"
-        f" ({_speedup(c.feedparser_seconds, c.shipped_seconds)})",
+        f" ({_times_as_long(c.feedparser_seconds, c.shipped_seconds)})",
         "equal items and text where it reads plain",
         c.same_documents == c.read_plain,
     )
 
 
-def _speedup(slow: float, fast: float) -> str:
+def _times_as_long(slow: float, fast: float) -> str:
     return f"{slow / fast:.1f}x as long" if fast > 0 else "-"
 
 
