@@ -15,11 +15,12 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level package beside src/
 from bench.bench_daemon import _most_in_a_span, _p99  # noqa: E402
 from bench.daemon_run import TIERS, BenchConfig, write_config  # noqa: E402
 from bench.farm import Farm  # noqa: E402
+from test_plainfeed import both_ways  # noqa: E402
 
 from mastwatch.config import load_config  # noqa: E402
 from mastwatch.rules import load_rules, match  # noqa: E402
 from mastwatch.sources.decode import to_utf8_xml  # noqa: E402
-from mastwatch.sources.feed import parse_feed, parse_xml_with_feedparser  # noqa: E402
+from mastwatch.sources.feed import parse_feed  # noqa: E402
 from mastwatch.sources.plainfeed import read_plain_feed  # noqa: E402
 from mastwatch.text import make_document  # noqa: E402
 
@@ -63,10 +64,9 @@ def test_farm_feeds_parse_and_some_items_match_the_shipped_rules() -> None:
 def test_farm_feeds_take_the_plain_path_and_read_as_feedparser_reads_them() -> None:
     """The cold-cycle figure relies on the plain reader; it must read the farm, equally."""
     for doc in Farm(6, 30).docs:  # RSS and Atom
-        xml = to_utf8_xml(doc.body)
-        assert read_plain_feed(xml) is not None
-        fast = parse_feed(doc.body, source_id="farm")
-        assert fast == parse_xml_with_feedparser(xml, "farm", None)
+        assert read_plain_feed(to_utf8_xml(doc.body)) is not None
+        fast, slow = both_ways(doc.body)
+        assert fast == slow
         assert len(fast.items) == 30
 
 

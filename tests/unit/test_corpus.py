@@ -42,13 +42,18 @@ def leading_comment(body: bytes) -> str:
     return body[:4000].replace(b"\x00", b"").decode("latin-1")
 
 
+def case_content_type(body: bytes) -> str | None:
+    """The Content-Type a case says the server sends (its ``Header:`` line), if any."""
+    header = _HEADER.search(leading_comment(body))
+    return header.group("value") if header else None
+
+
 def parse_case(path: Path) -> ParsedFeed:
     body = path.read_bytes()
-    header = _HEADER.search(leading_comment(body))
     return parse_feed(
         body,
         source_id=path.name,
-        content_type=header.group("value") if header else None,
+        content_type=case_content_type(body),
         base_url="http://127.0.0.1:8097/",
     )
 

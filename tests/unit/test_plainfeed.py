@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_corpus import _HEADER, corpus_files, leading_comment
+from test_corpus import case_content_type, corpus_files
 
 from mastwatch.sources.decode import to_utf8_xml
 from mastwatch.sources.feed import ParsedFeed, parse_feed, parse_xml_with_feedparser
@@ -43,8 +43,7 @@ def test_corpus_documents_read_plain_equal_feedparser() -> None:
     differ: list[str] = []
     for path in corpus_files():
         body = path.read_bytes()
-        header = _HEADER.search(leading_comment(body))
-        content_type = header.group("value") if header else None
+        content_type = case_content_type(body)
         try:
             xml = to_utf8_xml(body, None, content_type)
         except Exception:  # not a document either reader gets

@@ -57,7 +57,7 @@ def parse_feed(
     items and a ``warning``.
     """
     try:
-        if _looks_like_json(body, content_type):
+        if looks_like_json(body, content_type):
             return _parse_json_feed(body, source_id, http_charset, content_type, base_url)
         return _parse_xml_feed(body, source_id, http_charset, content_type, base_url)
     except FetchError:
@@ -68,7 +68,9 @@ def parse_feed(
         ) from exc
 
 
-def _looks_like_json(body: bytes, content_type: str | None) -> bool:
+def looks_like_json(body: bytes, content_type: str | None) -> bool:
+    """Whether a body is (meant as) JSON: it opens with ``{``, or is labelled JSON and
+    does not open with ``<``."""
     head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{"):
         return True

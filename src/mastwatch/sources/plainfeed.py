@@ -172,7 +172,6 @@ def _attributes(element: ET.Element, allowed: frozenset[str] = frozenset()) -> d
     return attributes
 
 
-_NO_ATTRIBUTES: frozenset[str] = frozenset()
 _ATOM_TEXT_ATTRIBUTES = frozenset({"type"})
 
 
@@ -254,8 +253,11 @@ class _Reader:
 
     def _title(self, element: ET.Element, depth: int, *, atom: bool = False) -> str | None:
         """The title's value if feedparser stores it, else None."""
-        _attributes(element, _ATOM_TEXT_ATTRIBUTES if atom else _NO_ATTRIBUTES)
-        value = _atom_text(element) if atom else _text(element)
+        if atom:
+            value = _atom_text(element)
+        else:
+            _attributes(element)
+            value = _text(element)
         stored = not (-1 < self.title_depth <= depth)
         if value:
             self.title_depth = depth
@@ -310,7 +312,7 @@ class _Reader:
     def _rss_item(self, item: ET.Element, *, depth: int, rdf: bool) -> dict[str, Any]:
         self.title_depth = -1
         entry = _Entry()
-        about = _attributes(item, frozenset({_RDF + "about"}) if rdf else _NO_ATTRIBUTES)
+        about = _attributes(item, frozenset({_RDF + "about"}) if rdf else frozenset())
         if _RDF + "about" in about:  # _start_item: the raw attribute, as it is
             entry.values["id"] = about[_RDF + "about"]
         for child in item:
@@ -319,12 +321,6 @@ class _Reader:
 
     def _rss_item_child(self, entry: _Entry, child: ET.Element, depth: int, rdf: bool) -> None:
         tag = child.tag[len(_RSS1) :] if rdf and child.tag.startswith(_RSS1) else child.tag
-        if (
-            tag.startswith("{")
-            and not tag.startswith((_DC, _CONTENT))
-            and tag not in _RSS_ITEM_LEAVES
-        ):
-            raise NotPlain
         if tag == "title":
             value = self._title(child, depth)
             entry.once("title")
