@@ -92,7 +92,7 @@ def _parse_xml_feed(
     plain = read_plain_feed(xml)
     if plain is None:
         return parse_xml_with_feedparser(xml, source_id, base_url)
-    entries = [_entry_from_feedparser(entry, base_url) for entry in plain.entries]
+    entries = [_raw_entry(entry, base_url) for entry in plain.entries]
     return ParsedFeed(plain.title or None, assign_keys(source_id, entries))
 
 
@@ -109,12 +109,14 @@ def parse_xml_with_feedparser(xml: bytes, source_id: str, base_url: str | None) 
     )
     if not result.get("version") and not result.get("entries"):
         raise FetchError(f"source {source_id!r}: the document is not an RSS, Atom or JSON feed")
-    entries = [_entry_from_feedparser(entry, base_url) for entry in result.get("entries", [])]
+    entries = [_raw_entry(entry, base_url) for entry in result.get("entries", [])]
     title = _text(result.get("feed", {}).get("title")) or None
     return ParsedFeed(title, assign_keys(source_id, entries), _bozo_warning(result))
 
 
-def _entry_from_feedparser(entry: dict[str, Any], base_url: str | None) -> RawEntry:
+def _raw_entry(entry: dict[str, Any], base_url: str | None) -> RawEntry:
+    """An entry under feedparser's keys (from feedparser, or from the plain reader, which
+    gives the same keys and values) as the RawEntry that keys and items are made from."""
     contents = entry.get("content") or []
     content = _text(contents[0].get("value")) if contents else ""
     return RawEntry(

@@ -263,6 +263,14 @@ class _Reader:
             self.title_depth = depth
         return value if stored else None
 
+    def _entry_title(
+        self, entry: _Entry, element: ET.Element, depth: int, *, atom: bool = False
+    ) -> None:
+        value = self._title(element, depth, atom=atom)
+        entry.once("title")
+        if value is not None:
+            entry.values["title"] = value
+
     def _channel_title(self, element: ET.Element, depth: int, *, atom: bool = False) -> None:
         self.feed_titles += 1
         value = self._title(element, depth, atom=atom)
@@ -322,10 +330,7 @@ class _Reader:
     def _rss_item_child(self, entry: _Entry, child: ET.Element, depth: int, rdf: bool) -> None:
         tag = child.tag[len(_RSS1) :] if rdf and child.tag.startswith(_RSS1) else child.tag
         if tag == "title":
-            value = self._title(child, depth)
-            entry.once("title")
-            if value is not None:
-                entry.values["title"] = value
+            self._entry_title(entry, child, depth)
         elif tag == "link":
             _attributes(child)
             link = _text(child, uri=True).replace("&amp;", "&")
@@ -426,10 +431,7 @@ class _Reader:
             if tag == _ATOM + "link":
                 alternate = _atom_link(child) or alternate
             elif tag == _ATOM + "title":
-                value = self._title(child, 3, atom=True)
-                entry.once("title")
-                if value is not None:
-                    entry.values["title"] = value
+                self._entry_title(entry, child, 3, atom=True)
             else:
                 _atom_entry_child(entry, tag, child)
         if alternate is not None:  # _start_link sets it over any id copied before
