@@ -333,7 +333,7 @@ def _notes(rows: Sequence[Row], items: int) -> list[str]:
         f"explaining the {many.matches / items:.0%} of items that match, and above all the",
         "CPU cache misses on memory no longer cached at that size: the automaton's nodes on",
         "the path of each name found, each candidate's and each match's rule data (counted",
-        "with callgrind in `bench/changes.md`).",
+        "with callgrind in `bench/changes.md`; step by step: `python -m bench.matching_phases`).",
         f"Per item: {1e6 / many.items_per_second:.1f} µs at {many.rules:,} rules against"
         f" {1e6 / few.items_per_second:.1f} µs at {few.rules}.",
         "The naive baseline is timed on the first items only (it would take hours on all of",

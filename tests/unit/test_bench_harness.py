@@ -3,6 +3,7 @@ feeds that the shipped rules match, and the generated daemon config loads."""
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
@@ -13,12 +14,15 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level package beside src/
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_daemon import _most_in_a_span, _p99  # noqa: E402
+from bench.bench_matching import SEED, make_items, make_rules, make_vocabulary  # noqa: E402
 from bench.daemon_run import TIERS, BenchConfig, write_config  # noqa: E402
 from bench.farm import Farm  # noqa: E402
+from bench.matching_phases import Pass, best_passes, match_in_steps, table  # noqa: E402
 from test_plainfeed import both_ways  # noqa: E402
 
 from mastwatch.config import load_config  # noqa: E402
-from mastwatch.rules import load_rules, match  # noqa: E402
+from mastwatch.rules import compile_rules, load_rules, match  # noqa: E402
+from mastwatch.rules.evaluate import Scan  # noqa: E402
 from mastwatch.sources.decode import to_utf8_xml  # noqa: E402
 from mastwatch.sources.feed import parse_feed  # noqa: E402
 from mastwatch.sources.plainfeed import read_plain_feed  # noqa: E402
@@ -92,3 +96,31 @@ def test_p99_is_the_nearest_rank() -> None:
     values = [float(n) for n in range(150)]
     assert _p99(values) == 148.0
     assert _p99([1.0, 2.0]) == 2.0
+
+
+def test_matching_in_timed_steps_returns_what_match_returns_and_counts_its_work() -> None:
+    rng = random.Random(SEED)
+    vocab = make_vocabulary(rng, size=300)
+    docs = [make_document(item) for item in make_items(rng, vocab, 300)]
+    ruleset = compile_rules(make_rules(random.Random(SEED), vocab, 200))
+    steps = Pass()
+    found = [match_in_steps(ruleset, doc, steps) for doc in docs]
+    assert found == [match(ruleset, doc) for doc in docs]
+    assert steps.matches == sum(map(len, found)) > 0
+    assert steps.candidates >= steps.matches
+    # no rule of these is without a literal: every item with a candidate had a find
+    assert steps.finds >= sum(1 for doc in docs if Scan(ruleset, doc).triggered) > 0
+    assert all(seconds > 0 for seconds in steps.seconds.values())
+
+
+def test_the_phase_table_shows_each_step_and_the_growth_between_sizes() -> None:
+    rng = random.Random(SEED)
+    vocab = make_vocabulary(rng, size=300)
+    docs = [make_document(item) for item in make_items(rng, vocab, 100)]
+    rulesets = [compile_rules(make_rules(random.Random(SEED + n), vocab, n)) for n in (5, 100)]
+    few, many = best_passes(rulesets, docs, passes=2)
+    assert many.finds > few.finds
+    text = table([5, 100], [few, many], len(docs))
+    for row in ("| scan |", "| decide |", "| explain |", "| all three |", "| matches |"):
+        assert row in text
+    assert "100 rules at " in text and "% of 5" in text
