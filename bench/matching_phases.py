@@ -52,7 +52,7 @@ class Pass:
     """One pass over the items at one size: seconds per step, and what the steps handled."""
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
-    finds: int = 0  # literal finds recorded (on their word boundaries)
+    finds: int = 0  # finds recorded, by term (on their word boundaries)
     candidates: int = 0
     matches: int = 0
 
