@@ -13,6 +13,8 @@ from typing import Any
 from mastwatch.model import DigestEntry, Message, Silence
 from store_contract import T0, at, make_alert, make_item, make_poll
 
+STATES = ("pending", "sent", "failed")  # of a messages row, as of a delivery
+
 # -- P2: digests, silences, notices, messages ---------------------------------------------
 
 
@@ -61,6 +63,10 @@ class DigestStoreContract:
         await store.mark_message(again[0].id, "failed", at(201), "550 no such user")
         states = [state for _, state in await store.message_rows()]
         assert states == ["sent", "failed"]
+        counts = await store.message_counts()
+        assert counts[("digest", "sent")] == counts[("digest", "failed")] == 1
+        assert sum(counts.values()) == 2  # the notice and pending pairs are there, at zero
+        assert set(counts) == {(k, s) for k in ("digest", "notice") for s in STATES}
 
     async def test_a_notice_changes_state_once(self, open_store: Any) -> None:
         first, second = await open_store(), await open_store()
@@ -73,6 +79,7 @@ class DigestStoreContract:
         assert not await first.set_notice("source_failing:x", False, text, [cleared], at(10))
         assert not await first.set_notice("other", False, text, [cleared], at(10))
         assert [m.ref for m, _ in await first.message_rows()] == ["n:1", "n:2"]
+        assert (await second.message_counts())[("notice", "pending")] == 2
 
 
 def silence(silence_id: str, start: float, hours: float, **matchers: str) -> Silence:

@@ -78,6 +78,12 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.message_outbox = Gauge(
+            "mastwatch_outbox_messages",
+            "Digests and operator notices in the messages outbox, by kind and state",
+            ["kind", "state"],
+            registry=r,
+        )
         self.source_last_success = Gauge(
             "mastwatch_source_last_success_timestamp_seconds",
             "Unix time of a source's last successful poll",
@@ -144,6 +150,10 @@ class Metrics:
     def set_outbox(self, counts: dict[str, int]) -> None:
         for state, count in counts.items():
             self.outbox.labels(state=state).set(count)
+
+    def set_message_outbox(self, counts: dict[tuple[str, str], int]) -> None:
+        for (kind, state), count in counts.items():
+            self.message_outbox.labels(kind=kind, state=state).set(count)
 
     def set_sources(self, states: Iterable[SourceState]) -> None:
         for state in states:

@@ -78,7 +78,7 @@ def _health(state: SourceState, enabled: bool) -> str:
 
 
 async def print_status(config: Config, store: InspectableStore, out: TextIO) -> None:
-    """Sources with their health, the outbox by state, and the latest alerts."""
+    """Sources with their health, both outboxes by state, and the latest alerts."""
     states = {s.source_id: s for s in await store.list_source_states()}
     configured = {s.id: s.enabled for s in config.sources}
     ids = list(configured) + sorted(set(states) - set(configured))
@@ -104,6 +104,9 @@ async def print_status(config: Config, store: InspectableStore, out: TextIO) -> 
             )
     counts = await store.outbox_counts()
     print("outbox: " + " · ".join(f"{k} {v}" for k, v in counts.items()), file=out)
+    messages = await store.message_counts()
+    listed = " · ".join(f"{kind} {state} {n}" for (kind, state), n in messages.items())
+    print(f"messages outbox (digests, notices): {listed}", file=out)
     await _print_policy_state(store, out)
     alerts = await store.recent_alerts(RECENT)
     print(f"recent alerts ({len(alerts)}):", file=out)

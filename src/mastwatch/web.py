@@ -155,6 +155,7 @@ async def refresh_gauges(daemon: DaemonView) -> None:
     """Set the gauges that describe stored state, just before a scrape reads them."""
     metrics = daemon.metrics
     metrics.set_outbox(await daemon.store.outbox_counts())
+    metrics.set_message_outbox(await daemon.store.message_counts())
     metrics.set_sources(await daemon.store.list_source_states())
     metrics.set_ruleset(daemon.ruleset.content_hash, len(daemon.ruleset))
 

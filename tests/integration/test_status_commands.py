@@ -64,6 +64,7 @@ def test_status_lists_sources_outbox_and_alerts(
     assert "wire" in out
     assert " ok " in out
     assert "outbox: pending 0 · sent 3 · failed 0" in out
+    assert "messages outbox (digests, notices): digest pending 0 · digest sent 0" in out
     assert "recent alerts (2):" in out
     assert "slack #crit: sent" in out
     assert "email desk@example.com: sent" in out

@@ -131,6 +131,29 @@ async def test_failures_are_counted_by_class(tmp_path: Path, servers: Servers) -
     assert "http_status" in page  # the last error is shown
 
 
+async def test_a_failing_sources_notice_is_counted_in_the_messages_outbox(
+    tmp_path: Path, servers: Servers
+) -> None:
+    source = {"id": "gone", "url": servers.feeds.url("/missing.xml"), "interval": 1}
+    config = write_config(tmp_path, servers, [source])  # notices: console, after 3 failures
+    async with running(config) as (_, base):
+        first = (await get(f"{base}/metrics"))[1]
+
+        async def notice_sent() -> bool:
+            text = (await get(f"{base}/metrics"))[1]
+            return sample(text, "mastwatch_outbox_messages", kind="notice", state="sent") >= 1
+
+        await wait_until(notice_sent, timeout=30)
+        text = (await get(f"{base}/metrics"))[1]
+    # every series is there from the first scrape, zero included, so a rate never starts blind
+    for kind in ("digest", "notice"):
+        for state in ("pending", "sent", "failed"):
+            assert f'mastwatch_outbox_messages{{kind="{kind}",state="{state}"}}' in first
+    assert sample(first, "mastwatch_outbox_messages", kind="notice", state="sent") == 0
+    assert sample(text, "mastwatch_outbox_messages", kind="notice", state="failed") == 0
+    assert sample(text, "mastwatch_outbox_messages", kind="digest", state="pending") == 0
+
+
 async def test_status_page_shows_sources_alerts_and_rules_escaped(
     tmp_path: Path, servers: Servers
 ) -> None:

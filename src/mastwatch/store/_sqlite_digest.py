@@ -19,6 +19,7 @@ from mastwatch.store._sqlite_ops import (
     to_text,
     transaction,
 )
+from mastwatch.store.rows import MESSAGE_COUNT_KEYS
 
 # -- digest queue (written inside commit_poll's transaction)
 
@@ -285,6 +286,15 @@ def mark_message(
     }
     cursor = conn.execute(statements[outcome], {"id": message_id, "at": to_text(at), "text": text})
     return cursor.rowcount == 1
+
+
+def message_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    counts = dict.fromkeys(MESSAGE_COUNT_KEYS, 0)
+    for kind, state, count in conn.execute(
+        "SELECT kind, state, COUNT(*) FROM messages GROUP BY kind, state"
+    ):
+        counts[kind, state] = count
+    return counts
 
 
 def message_rows(conn: sqlite3.Connection) -> list[tuple[Message, str]]:

@@ -572,6 +572,14 @@ class PostgresStore:
         )
         return [(pgp.message_from_row(row), str(row["state"])) for row in rows]
 
+    async def message_counts(self) -> dict[tuple[str, str], int]:
+        """Messages per (kind, state); every pair present, zero included."""
+        counts = dict.fromkeys(rows.MESSAGE_COUNT_KEYS, 0)
+        query = "SELECT kind, state, COUNT(*) AS n FROM messages GROUP BY 1, 2"
+        for row in await self._fetch(query):
+            counts[row["kind"], row["state"]] = int(row["n"])
+        return counts
+
     # -- plumbing: small helpers every method goes through ---------------------------------
 
     def _require_pool(self) -> asyncpg.Pool:

@@ -9,9 +9,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mastwatch.model import Alert, Report, Story
+from mastwatch.model import Alert, DeliveryState, Report, Story
 
 TimeReader = Callable[[Any], datetime | None]
+# what ``message_counts`` counts: every (kind, state) a ``messages`` row can have
+MESSAGE_COUNT_KEYS = tuple(
+    (kind, state.value) for kind in ("digest", "notice") for state in DeliveryState
+)
 
 
 def _as_is(value: Any) -> datetime | None:

@@ -362,6 +362,10 @@ class SQLiteStore:
         """Every message with its state, in id order (tests and ``status``)."""
         return await self._call(dg.message_rows)
 
+    async def message_counts(self) -> dict[tuple[str, str], int]:
+        """Messages per (kind, state); every pair present, zero included."""
+        return await self._call(dg.message_counts)
+
     # -- coordination of replicas (see store.base.CoordinationStore) -----------------------
 
     async def claim_source(
