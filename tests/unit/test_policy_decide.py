@@ -336,6 +336,50 @@ def test_routing_tree_quiet_hours_and_digests(
     assert [d.digest_id for d in decided.digest_entries] == ([digest] if digest else [])
 
 
+EVENING = datetime(2026, 11, 24, 12, 50, tzinfo=UTC)  # 21:50 in Tokyo, before the quiet hours
+LATER = "Japan raises tariffs on steel imports - Reuters"  # the same story, another source
+
+
+@pytest.mark.parametrize(
+    ("labels", "tags", "receiver", "due"),
+    [
+        ((("topic", "trade"),), (), "#trade", MORNING_END),  # quiet, deferred to the end
+        ((), ("wire",), "#desk", MORNING_END),  # quiet, deferred to a digest: held alike
+        ((), (), "#desk", None),  # the root route has no quiet hours
+    ],
+)
+def test_a_reply_in_the_night_waits_for_the_end_of_the_routes_quiet_hours(
+    labels: tuple[tuple[str, str], ...],
+    tags: tuple[str, ...],
+    receiver: str,
+    due: datetime | None,
+) -> None:
+    cfg = config(ROUTES)
+    first = cand("nhk", labels=labels, tags=tags)
+    second = cand("reuters", LATER, labels=labels, tags=tags)
+    evening, night = run_sequence(cfg, [(EVENING - T0, [first]), (NIGHT - T0, [second])])
+    assert [(e.receiver.target, e.due_at) for e in evening.entries][:1] == [(receiver, None)]
+    replies = [(e.receiver.target, e.due_at) for e in night.entries if e.kind == "reply"]
+    assert replies == [(receiver, due)]
+    # the parent's update edits a message, which notifies nobody: it is not held
+    assert {e.due_at for e in night.entries if e.kind == "update"} == {None}
+
+
+def test_an_escalation_to_critical_in_the_night_goes_at_once_where_critical_passes() -> None:
+    cfg = config(ROUTES)
+    first = cand("nhk", rule="ministry")
+    official = cand("mof", LATER, rule="ministry", tags=("official",))
+    _, night = run_sequence(cfg, [(EVENING - T0, [first]), (NIGHT - T0, [official])])
+    assert night.records[0].alert.tier == "critical"
+    follow_ups = [e for e in night.entries if e.kind in ("reply", "escalation")]
+    assert {(e.kind.value, e.receiver.target) for e in follow_ups} == {
+        ("reply", "#trade"),
+        ("escalation", "#trade"),
+        ("escalation", "trade@example.com"),
+    }
+    assert {e.due_at for e in follow_ups} == {None}  # allow_critical, the default
+
+
 def test_a_critical_story_inhibits_later_high_alerts_but_threads_the_source() -> None:
     cfg = config()
     first, second = run_sequence(

@@ -145,23 +145,21 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
     told_before = frozenset(work.told.get(story.id, set()))
     story, escalation = _escalate(work, story, group)
     work.save(story)
-    lead: AlertRecord | None = None
+    lead: tuple[AlertRecord, Facts] | None = None  # the first record: it speaks for the item
     for candidate in group:
         alert = _effective(work, candidate.alert, story)
+        facts = alert_facts(alert, candidate.source_tags, candidate.labels)
         if work.rank(story.tier) == work.rank(work.top_tier()) and work.rank(
             alert.tier
         ) > work.rank(story.tier):
+            # inhibited, but its new source still replies in the threads
             work.records.append(AlertRecord(alert, story.id, "inhibited"))
-            lead = lead or work.records[-1]  # its new source still replies in the threads
-            continue
-        facts = alert_facts(alert, candidate.source_tags, candidate.labels)
-        silence = silenced_by(work.state.silences, facts, work.now)
-        if silence is not None:
+        elif (silence := silenced_by(work.state.silences, facts, work.now)) is not None:
             work.records.append(AlertRecord(alert, story.id, f"silenced:{silence.id}"))
         else:
             _route_alert(work, alert, facts, story, known=known_before)
-        lead = lead or work.records[-1]
-    if lead is None or lead.disposition.startswith("silenced:"):
+        lead = lead or (work.records[-1], facts)
+    if lead is None or lead[0].disposition.startswith("silenced:"):
         return
     if _follow_up(
         work,
@@ -170,13 +168,14 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
         told_before,
         new_source=known_before and new_source,
         escalation=escalation,
-    ) and lead.disposition in ("throttled", "unrouted"):
-        work.records[work.records.index(lead)] = replace(lead, disposition="threaded")
+    ) and lead[0].disposition in ("throttled", "unrouted"):
+        record = lead[0]
+        work.records[work.records.index(record)] = replace(record, disposition="threaded")
 
 
 def _follow_up(
     work: _Work,
-    lead: AlertRecord,
+    lead: tuple[AlertRecord, Facts],
     story: Story,
     told: frozenset[Target],
     *,
@@ -184,19 +183,25 @@ def _follow_up(
     escalation: tuple[str, str, str] | None,
 ) -> bool:
     """Receivers that already have the story hear of a new source in its Slack thread
-    ("also reported by …") and of an escalation (and why); each Slack parent is updated
-    once. Email never repeats a story, but an escalation is news. True if any was sent."""
-    alert, receivers = lead.alert, _receivers_of(work, told)
+    ("also reported by …") and of an escalation (and why), each when quiet hours let it
+    (:func:`_held_until`); each Slack parent is updated once, at once (an edit notifies
+    nobody). Email never repeats a story, but an escalation is news. True if any was sent."""
+    (record, facts), receivers = lead, _receivers_of(work, told)
+    alert = record.alert
     slack = [r for r in receivers if r.channel == "slack"]
+    routes = work.state.routing.routes_for(facts)
     if new_source:
         for receiver in slack:
             said = (("source", alert.source_name),)
-            work.add(alert, receiver, MessageKind.REPLY, story_id=story.id, info=said)
+            due = _held_until(work, alert, routes, receiver)
+            work.add(alert, receiver, MessageKind.REPLY, story_id=story.id, info=said, due_at=due)
     if escalation is not None:
         before, after, reason = escalation
         info = (("from", before), ("to", after), ("reason", reason), *_info(story))
         for receiver in receivers:
-            work.add(alert, receiver, MessageKind.ESCALATION, story_id=story.id, info=info)
+            due = _held_until(work, alert, routes, receiver)
+            kind = MessageKind.ESCALATION
+            work.add(alert, receiver, kind, story_id=story.id, info=info, due_at=due)
     if new_source or escalation is not None:
         for receiver in slack:
             work.add(alert, receiver, MessageKind.UPDATE, story_id=story.id, info=_info(story))
@@ -368,6 +373,29 @@ def _timing(work: _Work, alert: Alert, route: Route) -> tuple[str | None, dateti
     if quiet.defer.startswith("digest:"):
         return quiet.defer.removeprefix("digest:"), None
     return None, max(until, due or until)
+
+
+def _held_until(
+    work: _Work, alert: Alert, routes: Sequence[Route], receiver: Receiver
+) -> datetime | None:
+    """When a follow-up (a reply, an escalation notice) may reach ``receiver``: None for at
+    once. Held to the end of the quiet hours when every route of the alert that reaches the
+    receiver is in its quiet hours now and does not let the alert's tier through, as the
+    alert itself would be (a route that defers to a digest holds it to the same end: a
+    digest collects alerts, not replies). A receiver none of these routes reaches has the
+    story from another rule's route: it hears at once, as before quiet hours existed."""
+    ends = []
+    for route in routes:
+        if receiver not in work.state.routing.targets(route):
+            continue
+        quiet = route.quiet_hours
+        if quiet is None or (quiet.allow_critical and alert.tier == work.top_tier()):
+            return None
+        until = quiet_until(quiet, work.now)
+        if until is None:
+            return None
+        ends.append(until)
+    return min(ends, default=None)
 
 
 def _info(story: Story) -> tuple[tuple[str, object], ...]:
