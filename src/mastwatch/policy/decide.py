@@ -12,7 +12,8 @@ writes in one transaction. The steps, per item:
    as the parent of a thread), one that has it gets "also reported by …" in the thread
    and an update of the parent (email never repeats a story);
 5. the re-alert interval (per rule and story) and the flood guard (per rule and hour,
-   past it one summary message) throttle; quiet hours defer to their end or a digest.
+   past it one summary message) throttle; quiet hours defer to their end or a digest
+   (replies and escalation notices to their end).
 """
 
 from __future__ import annotations
