@@ -92,14 +92,17 @@ def parser_figures(quick: bool) -> tuple[list[Figure], list[Comparison]]:
     runs = [compare("farm", farm_bodies, fast)]
     if corpus:
         runs.append(compare("feedparser-tests corpus", corpus, fast))
+    # a candidate parser's qualification, not a target of ours: the verdict is in the row,
+    # the "met" column stays empty (a "no" there would read as a target missed)
     figures += [
         Figure(
             f"fastfeedparser on the {c.label} ({c.documents:,} documents)",
             f"{c.fast_seconds:.2f} s; same entries as feedparser in"
-            f" {c.same_documents:,} of {c.documents:,}",
+            f" {c.same_documents:,} of {c.documents:,}:"
+            f" {'equal' if c.same_documents == c.documents else 'does not qualify'}",
             f"feedparser {c.feedparser_seconds:.2f} s",
             "equal items and text, or it does not qualify",
-            c.same_documents == c.documents,
+            None,
         )
         for c in runs
     ]
