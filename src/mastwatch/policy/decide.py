@@ -365,15 +365,21 @@ def _timing(work: _Work, alert: Alert, route: Route) -> tuple[str | None, dateti
     if route.digest is not None:
         return route.digest, None
     due = work.now + timedelta(seconds=route.group_wait) if route.group_wait else None
-    quiet = route.quiet_hours
-    if quiet is None or (quiet.allow_critical and alert.tier == work.top_tier()):
-        return None, due
-    until = quiet_until(quiet, work.now)
-    if until is None:
+    quiet, until = route.quiet_hours, _quiet_end(work, alert, route)
+    if quiet is None or until is None:
         return None, due
     if quiet.defer.startswith("digest:"):
         return quiet.defer.removeprefix("digest:"), None
     return None, max(until, due or until)
+
+
+def _quiet_end(work: _Work, alert: Alert, route: Route) -> datetime | None:
+    """The end of the route's quiet period if now falls in one that holds the alert (its
+    tier is not let through), else None."""
+    quiet = route.quiet_hours
+    if quiet is None or (quiet.allow_critical and alert.tier == work.top_tier()):
+        return None
+    return quiet_until(quiet, work.now)
 
 
 def _held_until(
@@ -384,18 +390,14 @@ def _held_until(
     receiver is in its quiet hours now and does not let the alert's tier through, as the
     alert itself would be (a route that defers to a digest holds it to the same end: a
     digest collects alerts, not replies). A receiver none of these routes reaches has the
-    story from another rule's route: it hears at once, as before quiet hours existed."""
+    story from another rule's route: it hears at once."""
     ends = []
     for route in routes:
-        if receiver not in work.state.routing.targets(route):
-            continue
-        quiet = route.quiet_hours
-        if quiet is None or (quiet.allow_critical and alert.tier == work.top_tier()):
-            return None
-        until = quiet_until(quiet, work.now)
-        if until is None:
-            return None
-        ends.append(until)
+        if receiver in work.state.routing.targets(route):
+            until = _quiet_end(work, alert, route)
+            if until is None:  # this route lets it through now
+                return None
+            ends.append(until)
     return min(ends, default=None)
 
 
