@@ -185,6 +185,7 @@ class StoreContract:
             last_error="HTTP 503 from upstream",
             baseline_done=True,
             disabled=True,
+            empty_runs=(("item", 4), ("date", 1)),
         )
         await store.save_source_state(state)
         loaded = await store.get_source_state(SOURCE)
@@ -195,7 +196,9 @@ class StoreContract:
             assert_utc(moment)
 
     async def test_saving_state_again_overwrites_every_field(self, store: ContractStore) -> None:
-        await store.save_source_state(SourceState("b-source", etag='"x"', error_count=2))
+        runs = (("title", 2),)
+        first = SourceState("b-source", etag='"x"', error_count=2, empty_runs=runs)
+        await store.save_source_state(first)
         await store.save_source_state(SourceState("a-source", baseline_done=True))
         await store.save_source_state(SourceState("b-source", last_modified="Mon, 01 Jan 2024"))
         assert await store.list_source_states() == [
@@ -442,6 +445,7 @@ class StoreContract:
         other = await open_store()
         await store.claim_source(SOURCE, "r1", T0, 30, 2)
         polled = SourceState(SOURCE, etag='"v1"', next_check_at=at(60), baseline_done=True)
+        polled.empty_runs = (("item", 2),)  # the next replica to poll goes on counting
         await store.commit_poll(make_poll(make_item("a"), state=polled), at(1))
         # released, but not due before at(60) - tolerance
         assert await other.claim_source(SOURCE, "r2", at(2), 30, 2) is None

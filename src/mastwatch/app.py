@@ -347,10 +347,10 @@ class Daemon:
                 await self.notices.source_polled(
                     source_id, state.error_count, state.last_error, now
                 )
-            # the pipeline's in-memory watch of page selectors (sources/page.py)
-            selectors = self.pipeline._empty_selectors.state(source_id)
-            if selectors is not None:
-                await self.notices.selector_empty(source_id, empty=selectors == "empty", now=now)
+            # a page poll's selectors: a run long enough raises, all matching clears
+            if outcome.page_selectors in ("empty", "ok"):
+                empty = outcome.page_selectors == "empty"
+                await self.notices.selector_empty(source_id, empty=empty, now=now)
         except Exception:  # a notice must never break polling
             log.exception("notice_error", source=source_id)
         self.messages.wake()

@@ -148,6 +148,9 @@ class SourceState:
     last_error: str | None = None
     baseline_done: bool = False
     disabled: bool = False
+    # a page source: each selector (setting name) that found nothing on the last polls,
+    # with how many polls in a row (sources.page.count_empty_runs); () for a feed
+    empty_runs: tuple[tuple[str, int], ...] = ()
 
 
 # -- digests and silences (issue 5, helper P2) ---------------------------------------------

@@ -29,7 +29,13 @@ from mastwatch.replica import SourceLeases
 from mastwatch.rules import RuleSet, match
 from mastwatch.sources.feed import ParsedFeed
 from mastwatch.sources.http import Fetched, FetchFailed, NotModified
-from mastwatch.sources.page import EmptySelectorWatch, ParsedPage, page_selectors_of
+from mastwatch.sources.page import (
+    ParsedPage,
+    count_empty_runs,
+    page_selectors_of,
+    repeat_empty_runs,
+    selector_verdict,
+)
 from mastwatch.sources.parsing import ParseCall
 from mastwatch.store.base import Store
 from mastwatch.text import html_to_text, make_document
@@ -64,6 +70,9 @@ class PollOutcome:
     deliveries: int = 0
     error: str | None = None
     failures_in_a_row: int = 0  # after this poll (0 for a success)
+    # a page source's poll that read the page (or found it unchanged): "empty", "ok" or
+    # "short" (sources.page.selector_verdict), for the selector_empty notice; else None
+    page_selectors: str | None = None
 
 
 @dataclass
@@ -80,8 +89,6 @@ class Pipeline:
     metrics: Metrics = field(default_factory=Metrics)
     leases: SourceLeases | None = None  # HA mode: claim each source before polling it
     _host_limits: dict[str, asyncio.Semaphore] | None = None
-    # in memory: a restart forgets the run of empty polls (it is a notice, not state)
-    _empty_selectors: EmptySelectorWatch = field(default_factory=EmptySelectorWatch)
     _policy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
@@ -165,10 +172,13 @@ class Pipeline:
         if isinstance(fetched, FetchFailed):
             return await self._record_failure(source, state, fetched, now)
         if isinstance(fetched, NotModified):
-            await self.store.save_source_state(self._succeeded(source, state, now, fetched))
+            new_state = self._succeeded(source, state, now, fetched)
+            selectors = page_selectors_of(source)
+            new_state.empty_runs = repeat_empty_runs(source.id, selectors, state.empty_runs)
+            await self.store.save_source_state(new_state)
             log.debug("source_not_modified", source=source.id, reason=fetched.reason)
-            self._empty_selectors.observe_unchanged(source.id, page_selectors_of(source))
-            return PollOutcome(source.id, "not_modified")
+            verdict = selector_verdict(new_state.empty_runs) if selectors else None
+            return PollOutcome(source.id, "not_modified", page_selectors=verdict)
         try:
             parsed = await self._parse(source, fetched)
         except FetchError as exc:
@@ -183,8 +193,6 @@ class Pipeline:
         parsed = await loop.run_in_executor(self.executor, call)
         if parsed.warning:
             log.info("feed_parse_warning", source=source.id, warning=parsed.warning)
-        if isinstance(parsed, ParsedPage):
-            self._empty_selectors.observe(source.id, call.page, parsed.empty_selectors)
         return parsed
 
     async def _record_items(
@@ -200,6 +208,11 @@ class Pipeline:
         candidates = () if baseline else self._alerts_for(source, new_items, now)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
+        verdict = None
+        if isinstance(parsed, ParsedPage):
+            selectors = page_selectors_of(source)
+            runs = count_empty_runs(source.id, selectors, state.empty_runs, parsed.empty_selectors)
+            new_state.empty_runs, verdict = runs, selector_verdict(runs)
         # one decide-and-commit at a time: two sources polled together with the same
         # story must see each other's story, or each would open a thread of its own; the
         # store's lock extends that to replicas sharing it (only polls with matches decide)
@@ -218,7 +231,13 @@ class Pipeline:
         if enqueued:
             self.on_enqueued()
         outcome = PollOutcome(
-            source.id, "ok", len(parsed.items), len(new_items), len(candidates), enqueued
+            source.id,
+            "ok",
+            len(parsed.items),
+            len(new_items),
+            len(candidates),
+            enqueued,
+            page_selectors=verdict,
         )
         log.info("source_polled", **_fields(outcome), baseline=baseline)
         return outcome

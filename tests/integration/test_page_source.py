@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from mastwatch.app import fetch_settings
+from mastwatch.app import Daemon, fetch_settings
 from mastwatch.cli import main
 from mastwatch.config import Config, load_config
 from mastwatch.model import DEFAULT_TIERS, Alert
@@ -60,8 +60,10 @@ async def server() -> AsyncIterator[FeedServer]:
 
 
 async def _poll_times(
-    config: Config, tmp_path: Path, times: int
+    config: Config, tmp_path: Path, times: int, start: int = 0
 ) -> tuple[list[PollOutcome], list[Alert]]:
+    """``times`` polls, ten minutes apart from poll number ``start``, by a pipeline of its own
+    on the store in ``tmp_path`` (a second call is a restart)."""
     ruleset = load_rules(ROOT / "rules", DEFAULT_TIERS)
     outcomes: list[PollOutcome] = []
     async with SQLiteStore(tmp_path / "db.sqlite") as store:
@@ -73,7 +75,7 @@ async def _poll_times(
                 fetcher=Fetcher(session, fetch_settings(config)),
                 rules=lambda: ruleset,
             )
-            for poll in range(times):
+            for poll in range(start, start + times):
                 now = NOW + timedelta(minutes=10 * poll)
                 outcomes.append(await pipeline.poll(config.sources[0], now, force=True))
         alerts = await store.alerts_since(NOW - timedelta(days=1))
@@ -116,6 +118,40 @@ async def test_a_selector_that_stops_matching_raises_a_notice_after_three_polls(
         ("mof-press", "summary", ".summary"),
     ]
     assert all(n["polls"] == 3 and n["log_level"] == "warning" for n in notices)
+    assert [o.page_selectors for o in outcomes] == ["short", "short", "empty"]
+
+
+async def test_the_run_of_empty_polls_goes_on_after_a_restart(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    config = _config(tmp_path, server.url("/press/index.html"), item_selector="div.redesigned")
+
+    with capture_logs() as logs:
+        before, _ = await _poll_times(config, tmp_path, 2)
+        after, _ = await _poll_times(config, tmp_path, 1, start=2)  # a new pipeline, same store
+
+    assert [o.page_selectors for o in before + after] == ["short", "short", "empty"]
+    notices = [e for e in logs if e["event"] == "page_selectors_empty"]
+    assert {(n["setting"], n["polls"]) for n in notices} >= {("item", 3), ("date", 3)}
+
+
+async def test_three_once_runs_in_a_row_raise_the_selector_notice(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    _config(tmp_path, server.url("/press/index.html"), item_selector="div.redesigned")
+    path, db = tmp_path / "config.toml", tmp_path / "db.sqlite"
+    stored = f'\n[store]\npath = "{db}"\n[rules]\ndir = "{ROOT / "rules"}"\n'
+    path.write_text(path.read_text(encoding="utf-8") + stored, encoding="utf-8")
+
+    async def notices_after_a_run() -> list[str]:
+        async with Daemon(path) as daemon:  # each run a process of its own, as from cron
+            assert await daemon.run_once() == 0
+        async with SQLiteStore(db) as store:
+            return [key for key, _, _ in await store.active_notices()]
+
+    assert await notices_after_a_run() == []
+    assert await notices_after_a_run() == []
+    assert await notices_after_a_run() == ["selector_empty:mof-press"]
 
 
 def test_inspect_lists_the_bundled_page_with_dates_and_absolute_links(

@@ -16,7 +16,7 @@ from mastwatch.policy.notices import (
     notice_messages,
     source_transition,
 )
-from mastwatch.sources.page import EmptySelectorWatch, PageSelectors
+from mastwatch.sources.page import PageSelectors, count_empty_runs, selector_verdict
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -128,13 +128,12 @@ async def test_a_primed_process_writes_only_to_clear_what_is_raised() -> None:
     assert store.active == set()
 
 
-def test_selector_watch_state_for_the_notice() -> None:
+def test_selector_verdict_for_the_notice() -> None:
     selectors = PageSelectors(item="li.news", title="a", link="a", date=".date")
-    watch = EmptySelectorWatch(threshold=3)
-    states = []
+    runs: tuple[tuple[str, int], ...] = ()
+    verdicts = []
     for empty in [(), ("date",), ("date",), ("date",), ("date",), (), ("date",)]:
-        watch.observe("mof", selectors, empty)
-        states.append(watch.state("mof"))
-    # "ok" clears, "empty" raises, None (a run not yet long enough) changes nothing
-    assert states == ["ok", None, None, "empty", "empty", "ok", None]
-    assert watch.state("never-polled") is None
+        runs = count_empty_runs("mof", selectors, runs, empty, threshold=3)
+        verdicts.append(selector_verdict(runs, threshold=3))
+    # "ok" clears, "empty" raises, "short" (a run not yet long enough) changes nothing
+    assert verdicts == ["ok", "short", "short", "empty", "empty", "ok", "short"]

@@ -13,10 +13,12 @@ from structlog.testing import capture_logs
 
 from mastwatch.errors import FetchError
 from mastwatch.sources.page import (
-    EmptySelectorWatch,
     PageSelectors,
+    SelectorRuns,
+    count_empty_runs,
     parse_japanese_date,
     parse_page,
+    repeat_empty_runs,
 )
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pages" / "ministry-press.html"
@@ -137,12 +139,19 @@ def test_parsed_pages_and_selectors_pickle_for_a_process_pool() -> None:
     assert pickle.loads(pickle.dumps(SELECTORS)) == SELECTORS
 
 
+def _polls(empties: list[tuple[str, ...]], runs: SelectorRuns = ()) -> list[SelectorRuns]:
+    """The runs after each poll, each poll starting from the runs the last one left."""
+    after = []
+    for empty in empties:
+        runs = count_empty_runs("mof", SELECTORS, runs, empty)
+        after.append(runs)
+    return after
+
+
 def test_an_empty_selector_is_noticed_after_three_polls_in_a_row() -> None:
-    watch = EmptySelectorWatch()
     with capture_logs() as logs:
-        assert watch.observe("mof", SELECTORS, ("date",)) == []
-        assert watch.observe("mof", SELECTORS, ("date",)) == []
-        assert watch.observe("mof", SELECTORS, ("date",)) == ["date"]
+        runs = _polls([("date",)] * 3)
+    assert runs == [(("date", 1),), (("date", 2),), (("date", 3),)]
     notices = [e for e in logs if e["event"] == "page_selectors_empty"]
     assert notices == [
         {
@@ -157,18 +166,26 @@ def test_an_empty_selector_is_noticed_after_three_polls_in_a_row() -> None:
 
 
 def test_a_poll_that_finds_the_selector_again_resets_the_run() -> None:
-    watch = EmptySelectorWatch()
-    for _ in range(2):
-        watch.observe("mof", SELECTORS, ("item",))
-    watch.observe("mof", SELECTORS, ())
-    noticed = [watch.observe("mof", SELECTORS, ("item",)) for _ in range(3)]
-    assert noticed == [[], [], ["item"]]
-    assert watch.observe("feed", None, ("item",)) == []
+    with capture_logs() as logs:
+        runs = _polls([("item",), ("item",), (), ("item", "date"), ("item",), ("item",)])
+    assert runs[2] == ()
+    assert runs[-1] == (("item", 3),)  # "date" matched again on the fifth poll
+    assert [(e["setting"], e["polls"]) for e in logs] == [("item", 3)]
+    assert count_empty_runs("feed", None, (("item", 2),), ("item",)) == (("item", 2),)
+
+
+def test_a_run_goes_on_from_the_stored_runs_and_notices_again_every_three_polls() -> None:
+    with capture_logs() as logs:
+        runs = _polls([("date",)] * 4, runs=(("date", 2),))  # as a restart reads them back
+    assert runs[-1] == (("date", 6),)
+    assert [e["polls"] for e in logs] == [3, 6]
 
 
 def test_an_unchanged_page_repeats_the_last_result() -> None:
-    watch = EmptySelectorWatch()
-    watch.observe("mof", SELECTORS, ("date",))
-    assert watch.observe_unchanged("mof", SELECTORS) == []
-    assert watch.observe_unchanged("mof", SELECTORS) == ["date"]
-    assert watch.observe_unchanged("other", SELECTORS) == []
+    with capture_logs() as logs:
+        once = count_empty_runs("mof", SELECTORS, (), ("date",))
+        twice = repeat_empty_runs("mof", SELECTORS, once)
+        thrice = repeat_empty_runs("mof", SELECTORS, twice)
+    assert thrice == (("date", 3),)
+    assert [e["polls"] for e in logs] == [3]
+    assert repeat_empty_runs("other", SELECTORS, ()) == ()

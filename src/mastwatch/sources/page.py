@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urljoin, urlsplit
 
@@ -204,51 +203,51 @@ def page_selectors_of(source: SourceConfig) -> PageSelectors | None:
     )
 
 
-@dataclass
-class EmptySelectorWatch:
-    """Counts, per source and selector, the polls in a row on which a selector found nothing,
-    and logs ``page_selectors_empty`` once the run reaches ``threshold`` (and every
-    ``threshold`` polls after), so a redesigned page is noticed instead of going quiet."""
+SelectorRuns = tuple[tuple[str, int], ...]  # (setting name, polls in a row it found nothing)
 
-    threshold: int = EMPTY_POLLS_BEFORE_NOTICE
-    runs: Counter[tuple[str, str]] = field(default_factory=Counter)
-    last_empty: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def state(self, source_id: str) -> str | None:
-        """ "empty" when a selector of the source has matched nothing ``threshold`` polls in a
-        row, "ok" when the last poll's selectors all matched, None in between or unseen
-        (for the operator notice, which is raised and cleared on these)."""
-        if any(run >= self.threshold for (sid, _), run in self.runs.items() if sid == source_id):
-            return "empty"
-        if self.last_empty.get(source_id) == ():
-            return "ok"
-        return None
+def count_empty_runs(
+    source_id: str,
+    selectors: PageSelectors | None,
+    runs: SelectorRuns,
+    empty: tuple[str, ...],
+    threshold: int = EMPTY_POLLS_BEFORE_NOTICE,
+) -> SelectorRuns:
+    """The runs after one more poll whose ``empty`` selectors found nothing, from the runs
+    before it (``SourceState.empty_runs``: stored, so a restart or another replica goes on
+    counting). Logs ``page_selectors_empty`` when a run reaches ``threshold`` and every
+    ``threshold`` polls after, so a redesigned page is noticed instead of going quiet."""
+    if selectors is None:
+        return runs
+    before = dict(runs)
+    after: list[tuple[str, int]] = []
+    for name, selector in selectors.named():
+        if name not in empty:
+            continue
+        run = before.get(name, 0) + 1
+        after.append((name, run))
+        if run % threshold == 0:
+            log.warning(
+                "page_selectors_empty", source=source_id, setting=name, selector=selector, polls=run
+            )
+    return tuple(after)
 
-    def observe_unchanged(self, source_id: str, selectors: PageSelectors | None) -> list[str]:
-        """A poll that found the page unchanged (304, same body): the last result stands."""
-        return self.observe(source_id, selectors, self.last_empty.get(source_id, ()))
 
-    def observe(
-        self, source_id: str, selectors: PageSelectors | None, empty: tuple[str, ...]
-    ) -> list[str]:
-        """Record one poll's empty selectors; return the setting names a notice was raised for."""
-        if selectors is None:
-            return []
-        self.last_empty[source_id] = empty
-        noticed: list[str] = []
-        for name, selector in selectors.named():
-            key = (source_id, name)
-            if name not in empty:
-                self.runs.pop(key, None)
-                continue
-            self.runs[key] += 1
-            if self.runs[key] % self.threshold == 0:
-                noticed.append(name)
-                log.warning(
-                    "page_selectors_empty",
-                    source=source_id,
-                    setting=name,
-                    selector=selector,
-                    polls=self.runs[key],
-                )
-        return noticed
+def repeat_empty_runs(
+    source_id: str,
+    selectors: PageSelectors | None,
+    runs: SelectorRuns,
+    threshold: int = EMPTY_POLLS_BEFORE_NOTICE,
+) -> SelectorRuns:
+    """A poll that found the page unchanged (304, same body): the last result stands, so
+    every selector in a run found nothing once more."""
+    return count_empty_runs(source_id, selectors, runs, tuple(name for name, _ in runs), threshold)
+
+
+def selector_verdict(runs: SelectorRuns, threshold: int = EMPTY_POLLS_BEFORE_NOTICE) -> str:
+    """After a poll that read the page: "empty" when a selector has found nothing
+    ``threshold`` polls in a row (the operator notice is raised), "ok" when every selector
+    found something (it is cleared), "short" for a run not yet long enough (no change)."""
+    if any(run >= threshold for _, run in runs):
+        return "empty"
+    return "short" if runs else "ok"

@@ -140,7 +140,8 @@ def ping(conn: sqlite3.Connection) -> bool:
 # Every query is a constant (or constants joined): values only ever travel as parameters.
 SELECT_STATE: Final = (
     "SELECT source_id, etag, last_modified, body_hash, next_check_at, error_count,"
-    " last_success_at, last_error_at, last_error, baseline_done, disabled FROM sources"
+    " last_success_at, last_error_at, last_error, baseline_done, disabled, empty_runs"
+    " FROM sources"
 )
 
 
@@ -157,6 +158,7 @@ def state_from_row(row: sqlite3.Row) -> SourceState:
         last_error=row["last_error"],
         baseline_done=bool(row["baseline_done"]),
         disabled=bool(row["disabled"]),
+        empty_runs=rows.runs_from_json(row["empty_runs"]),
     )
 
 
@@ -173,15 +175,18 @@ def list_source_states(conn: sqlite3.Connection) -> list[SourceState]:
 def save_source_state(conn: sqlite3.Connection, state: SourceState) -> None:
     conn.execute(
         "INSERT INTO sources (source_id, etag, last_modified, body_hash, next_check_at,"
-        " error_count, last_success_at, last_error_at, last_error, baseline_done, disabled)"
+        " error_count, last_success_at, last_error_at, last_error, baseline_done, disabled,"
+        " empty_runs)"
         " VALUES (:source_id, :etag, :last_modified, :body_hash, :next_check_at, :error_count,"
-        " :last_success_at, :last_error_at, :last_error, :baseline_done, :disabled)"
+        " :last_success_at, :last_error_at, :last_error, :baseline_done, :disabled,"
+        " :empty_runs)"
         " ON CONFLICT (source_id) DO UPDATE SET"
         " etag = excluded.etag, last_modified = excluded.last_modified,"
         " body_hash = excluded.body_hash, next_check_at = excluded.next_check_at,"
         " error_count = excluded.error_count, last_success_at = excluded.last_success_at,"
         " last_error_at = excluded.last_error_at, last_error = excluded.last_error,"
         " baseline_done = excluded.baseline_done, disabled = excluded.disabled,"
+        " empty_runs = excluded.empty_runs,"
         " lease_owner = NULL, lease_until = NULL",  # a stored outcome ends the poll's lease
         {
             "source_id": state.source_id,
@@ -195,6 +200,7 @@ def save_source_state(conn: sqlite3.Connection, state: SourceState) -> None:
             "last_error": state.last_error,
             "baseline_done": int(state.baseline_done),
             "disabled": int(state.disabled),
+            "empty_runs": rows.runs_to_json(state.empty_runs),
         },
     )
 

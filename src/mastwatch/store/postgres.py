@@ -649,19 +649,20 @@ class PostgresStore:
 
 STATE_COLUMNS: Final = (
     "source_id, etag, last_modified, body_hash, next_check_at, error_count,"
-    " last_success_at, last_error_at, last_error, baseline_done, disabled"
+    " last_success_at, last_error_at, last_error, baseline_done, disabled, empty_runs"
 )
 SELECT_STATE: Final = f"SELECT {STATE_COLUMNS} FROM sources"  # noqa: S608 (constants only)
 
 UPSERT_STATE: Final = (
     f"INSERT INTO sources ({STATE_COLUMNS})"  # noqa: S608 (constants only)
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     " ON CONFLICT (source_id) DO UPDATE SET"
     " etag = excluded.etag, last_modified = excluded.last_modified,"
     " body_hash = excluded.body_hash, next_check_at = excluded.next_check_at,"
     " error_count = excluded.error_count, last_success_at = excluded.last_success_at,"
     " last_error_at = excluded.last_error_at, last_error = excluded.last_error,"
     " baseline_done = excluded.baseline_done, disabled = excluded.disabled,"
+    " empty_runs = excluded.empty_runs,"
     " lease_owner = NULL, lease_until = NULL"  # a stored outcome ends the poll's lease
 )
 
@@ -724,6 +725,7 @@ def state_args(state: SourceState) -> tuple[object, ...]:
         state.last_error,
         state.baseline_done,
         state.disabled,
+        rows.runs_to_json(state.empty_runs),
     )
 
 
@@ -740,6 +742,7 @@ def state_from_row(row: Row) -> SourceState:
         last_error=row["last_error"],
         baseline_done=row["baseline_done"],
         disabled=row["disabled"],
+        empty_runs=rows.runs_from_json(row["empty_runs"]),
     )
 
 

@@ -18,6 +18,15 @@ MESSAGE_COUNT_KEYS = tuple(
 )
 
 
+def runs_to_json(runs: tuple[tuple[str, int], ...]) -> str:
+    """``SourceState.empty_runs`` as its column holds it."""
+    return json.dumps([[name, run] for name, run in runs])
+
+
+def runs_from_json(text: str | None) -> tuple[tuple[str, int], ...]:
+    return tuple((str(name), int(run)) for name, run in json.loads(text or "[]"))
+
+
 def _as_is(value: Any) -> datetime | None:
     return value  # type: ignore[no-any-return]
 
