@@ -99,13 +99,16 @@ async def test_a_page_source_alerts_on_its_items_with_absolute_links(
     assert not any("0302_fit" in (link or "") for rule, link in by_rule if rule == "tariffs")
 
 
+@pytest.mark.parametrize("runs", [(3,), (2, 1)], ids=["one-pipeline", "restart-after-two"])
 async def test_a_selector_that_stops_matching_raises_a_notice_after_three_polls(
-    tmp_path: Path, server: FeedServer
+    tmp_path: Path, server: FeedServer, runs: tuple[int, ...]
 ) -> None:
     config = _config(tmp_path, server.url("/press/index.html"), item_selector="div.redesigned")
 
+    outcomes: list[PollOutcome] = []
     with capture_logs() as logs:
-        outcomes, _ = await _poll_times(config, tmp_path, 3)
+        for times in runs:  # each a pipeline of its own on the same store: a restart between
+            outcomes += (await _poll_times(config, tmp_path, times, start=len(outcomes)))[0]
 
     # the unchanged page answers 304 after the first poll: those polls count too
     assert [o.status for o in outcomes] == ["ok", "not_modified", "not_modified"]
@@ -119,20 +122,6 @@ async def test_a_selector_that_stops_matching_raises_a_notice_after_three_polls(
     ]
     assert all(n["polls"] == 3 and n["log_level"] == "warning" for n in notices)
     assert [o.page_selectors for o in outcomes] == ["short", "short", "empty"]
-
-
-async def test_the_run_of_empty_polls_goes_on_after_a_restart(
-    tmp_path: Path, server: FeedServer
-) -> None:
-    config = _config(tmp_path, server.url("/press/index.html"), item_selector="div.redesigned")
-
-    with capture_logs() as logs:
-        before, _ = await _poll_times(config, tmp_path, 2)
-        after, _ = await _poll_times(config, tmp_path, 1, start=2)  # a new pipeline, same store
-
-    assert [o.page_selectors for o in before + after] == ["short", "short", "empty"]
-    notices = [e for e in logs if e["event"] == "page_selectors_empty"]
-    assert {(n["setting"], n["polls"]) for n in notices} >= {("item", 3), ("date", 3)}
 
 
 async def test_three_once_runs_in_a_row_raise_the_selector_notice(
