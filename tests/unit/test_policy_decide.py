@@ -380,6 +380,16 @@ def test_an_escalation_to_critical_in_the_night_goes_at_once_where_critical_pass
     assert {e.due_at for e in follow_ups} == {None}  # allow_critical, the default
 
 
+def test_a_reply_on_a_critical_story_goes_at_once_though_its_own_alert_is_high() -> None:
+    cfg = config(ROUTES)
+    first = cand("nhk", tier="critical")
+    later = cand("reuters", LATER)  # high, so inhibited on the critical story
+    _, night = run_sequence(cfg, [(EVENING - T0, [first]), (NIGHT - T0, [later])])
+    assert night.records[0].disposition == "inhibited"
+    replies = [(e.receiver.target, e.due_at) for e in night.entries if e.kind == "reply"]
+    assert replies == [("#trade", None)]  # the thread is critical: allow_critical lets it
+
+
 def test_a_critical_story_inhibits_later_high_alerts_but_threads_the_source() -> None:
     cfg = config()
     first, second = run_sequence(

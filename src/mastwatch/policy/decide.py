@@ -191,16 +191,19 @@ def _follow_up(
     alert = record.alert
     slack = [r for r in receivers if r.channel == "slack"]
     routes = work.state.routing.routes_for(facts)
+    # a follow-up belongs to the story's thread: the story's tier, if more severe than the
+    # lead's (an inhibited high alert on a critical story), is what quiet hours weigh
+    tier = min(alert.tier, story.tier, key=work.rank)
     if new_source:
         for receiver in slack:
             said = (("source", alert.source_name),)
-            due = _held_until(work, alert, routes, receiver)
+            due = _held_until(work, tier, routes, receiver)
             work.add(alert, receiver, MessageKind.REPLY, story_id=story.id, info=said, due_at=due)
     if escalation is not None:
         before, after, reason = escalation
         info = (("from", before), ("to", after), ("reason", reason), *_info(story))
         for receiver in receivers:
-            due = _held_until(work, alert, routes, receiver)
+            due = _held_until(work, tier, routes, receiver)
             kind = MessageKind.ESCALATION
             work.add(alert, receiver, kind, story_id=story.id, info=info, due_at=due)
     if new_source or escalation is not None:
@@ -365,7 +368,7 @@ def _timing(work: _Work, alert: Alert, route: Route) -> tuple[str | None, dateti
     if route.digest is not None:
         return route.digest, None
     due = work.now + timedelta(seconds=route.group_wait) if route.group_wait else None
-    quiet, until = route.quiet_hours, _quiet_end(work, alert, route)
+    quiet, until = route.quiet_hours, _quiet_end(work, alert.tier, route)
     if quiet is None or until is None:
         return None, due
     if quiet.defer.startswith("digest:"):
@@ -373,28 +376,28 @@ def _timing(work: _Work, alert: Alert, route: Route) -> tuple[str | None, dateti
     return None, max(until, due or until)
 
 
-def _quiet_end(work: _Work, alert: Alert, route: Route) -> datetime | None:
-    """The end of the route's quiet period if now falls in one that holds the alert (its
-    tier is not let through), else None."""
+def _quiet_end(work: _Work, tier: str, route: Route) -> datetime | None:
+    """The end of the route's quiet period if now falls in one that holds a message of
+    ``tier`` (it does not let that tier through), else None."""
     quiet = route.quiet_hours
-    if quiet is None or (quiet.allow_critical and alert.tier == work.top_tier()):
+    if quiet is None or (quiet.allow_critical and tier == work.top_tier()):
         return None
     return quiet_until(quiet, work.now)
 
 
 def _held_until(
-    work: _Work, alert: Alert, routes: Sequence[Route], receiver: Receiver
+    work: _Work, tier: str, routes: Sequence[Route], receiver: Receiver
 ) -> datetime | None:
-    """When a follow-up (a reply, an escalation notice) may reach ``receiver``: None for at
-    once. Held to the end of the quiet hours when every route of the alert that reaches the
-    receiver is in its quiet hours now and does not let the alert's tier through, as the
-    alert itself would be (a route that defers to a digest holds it to the same end: a
+    """When a follow-up (a reply, an escalation notice) of ``tier`` may reach ``receiver``:
+    None for at once. Held to the end of the quiet hours when every route of the alert that
+    reaches the receiver is in its quiet hours now and does not let that tier through, as an
+    alert would be (a route that defers to a digest holds it to the same end: a
     digest collects alerts, not replies). A receiver none of these routes reaches has the
     story from another rule's route: it hears at once."""
     ends = []
     for route in routes:
         if receiver in work.state.routing.targets(route):
-            until = _quiet_end(work, alert, route)
+            until = _quiet_end(work, tier, route)
             if until is None:  # this route lets it through now
                 return None
             ends.append(until)
