@@ -109,6 +109,22 @@ def make_poll(
     )
 
 
+async def assert_an_old_database_gains_empty_runs(
+    store_factory: Callable[[], Any], downgrade: Callable[[], Awaitable[None]], version: int
+) -> None:
+    """A database written before ``SourceState.empty_runs`` (``downgrade`` drops the column
+    and forgets migration ``version``) gains them when opened, and keeps its sources."""
+    async with store_factory() as store:
+        await store.save_source_state(SourceState("mof-press", etag='"v1"', error_count=1))
+    await downgrade()
+    async with store_factory() as store:
+        assert [m.version for m in store.applied_migrations] == [version]
+        state = await store.get_source_state("mof-press")
+        assert state == SourceState("mof-press", etag='"v1"', error_count=1)  # no runs yet
+        await store.save_source_state(SourceState("mof-press", empty_runs=(("item", 1),)))
+        assert (await store.get_source_state("mof-press")).empty_runs == (("item", 1),)
+
+
 def assert_utc(moment: datetime | None) -> None:
     assert moment is not None
     assert moment.utcoffset() == timedelta(0)

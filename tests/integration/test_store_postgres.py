@@ -14,7 +14,7 @@ from mastwatch.store.base import StoreError
 from mastwatch.store.migrate import load_migrations
 from mastwatch.store.postgres import MIGRATIONS_PACKAGE, PostgresStore, describe_url
 from pg_fixtures import fresh_database
-from store_contract import StoreContract, StoreFactory
+from store_contract import StoreContract, StoreFactory, assert_an_old_database_gains_empty_runs
 from store_contract_policy import (
     DigestStoreContract,
     ReplicaPolicyContract,
@@ -58,6 +58,20 @@ async def test_replicas_starting_together_apply_each_migration_once(pg_url: str)
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_database_from_before_empty_runs_gains_them_and_keeps_its_sources(
+    pg_url: str,
+) -> None:
+    async def downgrade() -> None:  # as a database written before schema version 5
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("ALTER TABLE sources DROP COLUMN empty_runs")
+            await conn.execute("DELETE FROM schema_migrations WHERE version = 5")
+        finally:
+            await conn.close()
+
+    await assert_an_old_database_gains_empty_runs(lambda: PostgresStore(pg_url), downgrade, 5)
 
 
 def test_description_never_shows_the_password() -> None:

@@ -26,6 +26,7 @@ from store_contract import (
     T0,
     StoreContract,
     StoreFactory,
+    assert_an_old_database_gains_empty_runs,
     at,
     make_item,
     make_poll,
@@ -273,3 +274,16 @@ async def test_migrate_applies_only_pending_versions_in_order() -> None:
     assert applied == [2, 3]
     assert [migration.version for migration in done] == [2]
     assert pending(steps, [1, 2, 3]) == []
+
+
+async def test_a_database_from_before_empty_runs_gains_them_and_keeps_its_sources(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+
+    async def downgrade() -> None:  # as a database written before schema version 7
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE sources DROP COLUMN empty_runs")
+            conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+
+    await assert_an_old_database_gains_empty_runs(lambda: SQLiteStore(path), downgrade, 7)
