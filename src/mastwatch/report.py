@@ -21,6 +21,7 @@ from mastwatch.config import Config, parse_duration
 from mastwatch.errors import ConfigError
 from mastwatch.model import Alert, Item, SourceState
 from mastwatch.rules import RuleSet, match
+from mastwatch.sources.page import describe_empty_runs
 from mastwatch.store.base import InspectableStore, Replica, StoreError
 from mastwatch.store.factory import make_store
 from mastwatch.text import make_document
@@ -102,6 +103,8 @@ async def print_status(config: Config, store: InspectableStore, out: TextIO) -> 
                 f"      last error {_when(state.last_error_at)}: {clean(state.last_error)}",
                 file=out,
             )
+        if state.empty_runs:
+            print(f"      {describe_empty_runs(state.empty_runs)}", file=out)
     counts = await store.outbox_counts()
     print("outbox: " + " · ".join(f"{k} {v}" for k, v in counts.items()), file=out)
     messages = await store.message_counts()

@@ -30,6 +30,7 @@ from mastwatch.errors import MastwatchError
 from mastwatch.metrics import Metrics
 from mastwatch.model import Alert, SourceState
 from mastwatch.rules import RuleSet
+from mastwatch.sources.page import describe_empty_runs
 from mastwatch.store.base import InspectableStore
 
 log = structlog.get_logger(__name__)
@@ -270,6 +271,10 @@ def _sources_section(page: StatusPage) -> str:
             if error
             else '<span class="muted">—</span>'
         )
+        if row.state.empty_runs:  # a page source whose selectors stopped matching
+            described = describe_empty_runs(row.state.empty_runs)
+            error_html += f'<br><span class="err">{_e(described)}</span>'
+
         rows.append(
             f"<tr><td><b>{_e(row.name)}</b><br><code>{_e(row.id)}</code></td>"
             f"<td>{_source_health(row)}</td>"

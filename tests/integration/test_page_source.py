@@ -4,6 +4,7 @@ and `mastwatch inspect` / `dry-run` on the bundled sample page."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -125,7 +126,7 @@ async def test_a_selector_that_stops_matching_raises_a_notice_after_three_polls(
 
 
 async def test_three_once_runs_in_a_row_raise_the_selector_notice(
-    tmp_path: Path, server: FeedServer
+    tmp_path: Path, server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _config(tmp_path, server.url("/press/index.html"), item_selector="div.redesigned")
     path, db = tmp_path / "config.toml", tmp_path / "db.sqlite"
@@ -141,6 +142,10 @@ async def test_three_once_runs_in_a_row_raise_the_selector_notice(
     assert await notices_after_a_run() == []
     assert await notices_after_a_run() == []
     assert await notices_after_a_run() == ["selector_empty:mof-press"]
+    # the CLI runs its own event loop: from a thread, beside this test's
+    assert await asyncio.to_thread(main, ["status", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "selectors matching nothing: item (3 polls), title (3 polls)" in out
 
 
 def test_inspect_lists_the_bundled_page_with_dates_and_absolute_links(

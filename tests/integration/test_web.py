@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon_fixtures import Servers, write_config
 from mastwatch.app import Daemon
 from mastwatch.errors import ConfigError
+from mastwatch.model import SourceState
+from mastwatch.rules import compile_rules
 from mastwatch.testing.feeds import rss
+from mastwatch.web import SourceRow, StatusPage, render_status
 
 WEB_TOKEN = "web-token-for-tests-0123456789"
+NOW = datetime(2026, 12, 2, 9, tzinfo=UTC)
 TARIFF = {"title": "New tariff on steel", "guid": "t-1", "link": "https://news.example.org/1"}
 HOSTILE = {
     "title": '<script>alert("x")</script> tariff <b>bold</b>',
@@ -217,3 +222,10 @@ async def test_non_loopback_bind_without_token_is_refused(tmp_path: Path, server
     with pytest.raises(ConfigError, match=r"web\.host.*reachable from other machines"):
         async with Daemon(config):
             pass
+
+
+def test_the_status_page_names_a_page_sources_selectors_that_match_nothing() -> None:
+    state = SourceState("mof-press", last_success_at=NOW, empty_runs=(("item", 3),))
+    row = SourceRow("mof-press", "MOF press", True, state, next_poll=None)
+    page = StatusPage(NOW, [row], {}, [], {}, compile_rules([]))
+    assert "selectors matching nothing: item (3 polls)" in render_status(page)

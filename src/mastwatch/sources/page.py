@@ -244,6 +244,12 @@ def repeat_empty_runs(
     return count_empty_runs(source_id, selectors, runs, tuple(name for name, _ in runs), threshold)
 
 
+def describe_empty_runs(runs: SelectorRuns) -> str:
+    """The selectors in a run, for ``mastwatch status`` and the status page."""
+    listed = ", ".join(f"{name} ({run} polls)" for name, run in runs)
+    return f"selectors matching nothing: {listed}"
+
+
 def selector_verdict(runs: SelectorRuns, threshold: int = EMPTY_POLLS_BEFORE_NOTICE) -> str:
     """After a poll that read the page: "empty" when a selector has found nothing
     ``threshold`` polls in a row (the operator notice is raised), "ok" when every selector
