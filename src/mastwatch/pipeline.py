@@ -173,11 +173,9 @@ class Pipeline:
             return await self._record_failure(source, state, fetched, now)
         if isinstance(fetched, NotModified):
             new_state = self._succeeded(source, state, now, fetched)
-            selectors = page_selectors_of(source)
-            new_state.empty_runs = repeat_empty_runs(source.id, selectors, state.empty_runs)
+            verdict = _count_empty_selectors(source, new_state, None)
             await self.store.save_source_state(new_state)
             log.debug("source_not_modified", source=source.id, reason=fetched.reason)
-            verdict = selector_verdict(new_state.empty_runs) if selectors else None
             return PollOutcome(source.id, "not_modified", page_selectors=verdict)
         try:
             parsed = await self._parse(source, fetched)
@@ -208,11 +206,8 @@ class Pipeline:
         candidates = () if baseline else self._alerts_for(source, new_items, now)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
-        verdict = None
-        if isinstance(parsed, ParsedPage):
-            selectors = page_selectors_of(source)
-            runs = count_empty_runs(source.id, selectors, state.empty_runs, parsed.empty_selectors)
-            new_state.empty_runs, verdict = runs, selector_verdict(runs)
+        empty = parsed.empty_selectors if isinstance(parsed, ParsedPage) else ()
+        verdict = _count_empty_selectors(source, new_state, empty)
         # one decide-and-commit at a time: two sources polled together with the same
         # story must see each other's story, or each would open a thread of its own; the
         # store's lock extends that to replicas sharing it (only polls with matches decide)
@@ -387,6 +382,22 @@ def make_alert(source: SourceConfig, item: Item, found: Match, now: datetime) ->
         published=item.published,
         created_at=now,
     )
+
+
+def _count_empty_selectors(
+    source: SourceConfig, state: SourceState, empty: tuple[str, ...] | None
+) -> str | None:
+    """A page source's runs of empty selectors after this poll, set in ``state`` (which
+    still holds the runs before it); ``empty`` None: the page was unchanged, so the last
+    result stands. Returns the verdict for the selector_empty notice, None for a feed."""
+    selectors = page_selectors_of(source)
+    if selectors is None:
+        return None
+    if empty is None:
+        state.empty_runs = repeat_empty_runs(source.id, selectors, state.empty_runs)
+    else:
+        state.empty_runs = count_empty_runs(source.id, selectors, state.empty_runs, empty)
+    return selector_verdict(state.empty_runs)
 
 
 def _fields(outcome: PollOutcome) -> dict[str, object]:

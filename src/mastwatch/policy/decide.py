@@ -162,21 +162,23 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
         lead = lead or (work.records[-1], facts)
     if lead is None or lead[0].disposition.startswith("silenced:"):
         return
+    record, facts = lead
     if _follow_up(
         work,
-        lead,
+        record,
+        facts,
         story,
         told_before,
         new_source=known_before and new_source,
         escalation=escalation,
-    ) and lead[0].disposition in ("throttled", "unrouted"):
-        record = lead[0]
+    ) and record.disposition in ("throttled", "unrouted"):
         work.records[work.records.index(record)] = replace(record, disposition="threaded")
 
 
 def _follow_up(
     work: _Work,
-    lead: tuple[AlertRecord, Facts],
+    lead: AlertRecord,
+    facts: Facts,
     story: Story,
     told: frozenset[Target],
     *,
@@ -187,8 +189,7 @@ def _follow_up(
     ("also reported by …") and of an escalation (and why), each when quiet hours let it
     (:func:`_held_until`); each Slack parent is updated once, at once (an edit notifies
     nobody). Email never repeats a story, but an escalation is news. True if any was sent."""
-    (record, facts), receivers = lead, _receivers_of(work, told)
-    alert = record.alert
+    alert, receivers = lead.alert, _receivers_of(work, told)
     slack = [r for r in receivers if r.channel == "slack"]
     routes = work.state.routing.routes_for(facts)
     # a follow-up belongs to the story's thread: the story's tier, if more severe than the
