@@ -328,6 +328,37 @@ class StoreContract:
             await store.commit_poll(poll, T0)
         await self.assert_nothing_recorded(store)
 
+    async def test_commit_polls_writes_each_poll_at_its_own_time(
+        self, store: ContractStore
+    ) -> None:
+        other = "nhk-business"
+        first = make_poll(make_item("a"), receivers=(SLACK, EMAIL))
+        second = replace(
+            make_poll(make_item("b", source_id=other)),
+            state=SourceState(other, etag='"n1"', baseline_done=True),
+            outbox=((make_alert(make_item("b", source_id=other)), (SLACK,)),),
+        )
+        repeated = make_poll(make_item("a"))  # its item is already in the first poll
+        assert await store.commit_polls([(first, at(0)), (second, at(5)), (repeated, at(9))]) == [
+            2,
+            1,
+            0,
+        ]
+        assert await store.get_source_state(other) == second.state
+        assert await store.unseen_keys(other, ["guid:b"]) == set()
+        # each poll's deliveries are due at its own time: at 3 s only the first poll's
+        early = await store.claim_deliveries(at(3), 10, 30)
+        assert sorted(d.alert.item_key for d in early) == ["guid:a", "guid:a"]
+        assert [d.alert.item_key for d in await store.claim_deliveries(at(5), 10, 30)] == ["guid:b"]
+
+    async def test_commit_polls_is_all_or_nothing(self, store: ContractStore) -> None:
+        good = make_poll(make_item("good"))
+        bad_receiver = Receiver(channel=None, target="#x")  # type: ignore[arg-type]
+        bad = make_poll(make_item("bad"), receivers=(SLACK, bad_receiver))
+        with pytest.raises(self.integrity_error):
+            await store.commit_polls([(good, at(0)), (bad, at(1))])
+        await self.assert_nothing_recorded(store)
+
     async def assert_nothing_recorded(self, store: ContractStore) -> None:
         assert await store.unseen_keys(SOURCE, ["guid:good", "guid:bad", "guid:a"]) == {
             "guid:good",

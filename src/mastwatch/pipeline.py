@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -38,6 +38,7 @@ from mastwatch.sources.page import (
 )
 from mastwatch.sources.parsing import ParseCall
 from mastwatch.store.base import Store
+from mastwatch.store.group_commit import GroupCommit
 from mastwatch.text import html_to_text, make_document
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,63 @@ class PollOutcome:
     page_selectors: str | None = None
 
 
+@dataclass(frozen=True)
+class _PollToCommit:
+    """A poll's rows waiting for their turn, its matches still to be decided."""
+
+    candidates: tuple[Candidate, ...]
+    state: SourceState
+    items: tuple[Item, ...]
+    now: datetime
+
+    def result(self, decided: Decisions) -> PollResult:
+        return PollResult(
+            state=self.state,
+            items=self.items,
+            digest_entries=decided.digest_entries,
+            records=decided.records,
+            entries=decided.entries,
+            stories=decided.stories,
+        )
+
+
+def _share_out(decided: Decisions, polls: Sequence[_PollToCommit]) -> list[Decisions]:
+    """Decisions made for several polls at once, each poll given those about its own items
+    (so each commits exactly what it would have alone) and every changed story (the
+    store saves the ones its records name)."""
+    owner = {
+        (c.alert.source_id, c.alert.item_key): index
+        for index, poll in enumerate(polls)
+        for c in poll.candidates
+    }
+    records = _bucket(decided.records, owner, len(polls))
+    entries = _bucket(decided.entries, owner, len(polls))
+    digests = _bucket(decided.digest_entries, owner, len(polls))
+    return [
+        Decisions(tuple(records[i]), tuple(entries[i]), tuple(digests[i]), decided.stories)
+        for i in range(len(polls))
+    ]
+
+
+class _AboutAnAlert(Protocol):
+    @property
+    def alert(self) -> Alert: ...
+
+
+_Decision = TypeVar("_Decision", bound=_AboutAnAlert)
+
+
+def _bucket(
+    decisions: Sequence[_Decision], owner: dict[tuple[str, str], int], polls: int
+) -> list[list[_Decision]]:
+    """``decisions`` by the poll whose item each is about (a KeyError, failing the batch,
+    should one be about no poll's item)."""
+    buckets: list[list[_Decision]] = [[] for _ in range(polls)]
+    for decision in decisions:
+        buckets[owner[decision.alert.source_id, decision.alert.item_key]].append(decision)
+    return buckets
+
+
 @dataclass
 class Pipeline:
     """Everything a poll needs, passed in once (the procrastinate habit)."""
@@ -89,7 +147,8 @@ class Pipeline:
     metrics: Metrics = field(default_factory=Metrics)
     leases: SourceLeases | None = None  # HA mode: claim each source before polling it
     _host_limits: dict[str, asyncio.Semaphore] | None = None
-    _policy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # polls' decisions and commits, one batch at a time (see _commit_together)
+    _commits: GroupCommit[_PollToCommit, int] | None = None
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         if self._host_limits is None:
@@ -208,21 +267,8 @@ class Pipeline:
         new_state.baseline_done = True
         empty = parsed.empty_selectors if isinstance(parsed, ParsedPage) else ()
         verdict = _count_empty_selectors(source, new_state, empty)
-        # one decide-and-commit at a time: two sources polled together with the same
-        # story must see each other's story, or each would open a thread of its own; the
-        # store's lock extends that to replicas sharing it (only polls with matches decide)
-        store_lock = self.store.policy_lock() if candidates else contextlib.nullcontext()
-        async with self._policy_lock, store_lock:
-            decided = await self._decide(candidates, now)
-            result = PollResult(
-                state=new_state,
-                items=new_items,
-                digest_entries=decided.digest_entries,
-                records=decided.records,
-                entries=decided.entries,
-                stories=decided.stories,
-            )
-            enqueued = await self.store.commit_poll(result, now)
+        poll = _PollToCommit(candidates, new_state, new_items, now)
+        enqueued = await self._commit_queue().write(poll)
         if enqueued:
             self.on_enqueued()
         outcome = PollOutcome(
@@ -270,6 +316,43 @@ class Pipeline:
                     matched=list(found.matched),
                 )
         return tuple(found_all)
+
+    def _commit_queue(self) -> GroupCommit[_PollToCommit, int]:
+        """Decide-and-commit one batch at a time: two sources polled together with the
+        same story must see each other's story, or each would open a thread of its own."""
+        if self._commits is None:
+            self._commits = GroupCommit(self._commit_together, self._commit_alone)
+        return self._commits
+
+    async def _commit_together(self, polls: Sequence[_PollToCommit]) -> list[int]:
+        """The polls that finished while the previous batch was written: their matches
+        decided in one go, in the order the polls finished (as if one poll after another:
+        each sees the stories the earlier ones opened or joined), and every poll's rows
+        committed in one transaction. In a cold cycle hundreds of polls finish together,
+        and one at a time each cost two trips to the store; should the batch fail, each
+        poll is decided and committed alone (``_commit_alone``), so one bad poll fails
+        only itself."""
+        if len(polls) == 1:
+            return [await self._commit_alone(polls[0])]
+        candidates = tuple(c for poll in polls for c in poll.candidates)
+        async with self._store_lock(candidates):
+            decided = await self._decide(candidates, max(poll.now for poll in polls))
+            shares = _share_out(decided, polls)
+            return await self.store.commit_polls(
+                [(poll.result(share), poll.now) for poll, share in zip(polls, shares, strict=True)]
+            )
+
+    async def _commit_alone(self, poll: _PollToCommit) -> int:
+        async with self._store_lock(poll.candidates):
+            decided = await self._decide(poll.candidates, poll.now)
+            return await self.store.commit_poll(poll.result(decided), poll.now)
+
+    def _store_lock(
+        self, candidates: tuple[Candidate, ...]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """The store's policy lock, which extends one-batch-at-a-time to the replicas
+        sharing it, for polls with matches (only they decide)."""
+        return self.store.policy_lock() if candidates else contextlib.nullcontext()
 
     async def _decide(self, candidates: tuple[Candidate, ...], now: datetime) -> Decisions:
         """The alert policy (stories, escalation, routes, throttling, silences) on this

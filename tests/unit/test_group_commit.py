@@ -24,25 +24,28 @@ class Ledger:
         self.batches: list[list[int]] = []
         self.stored: list[int] = []
 
-    async def write_many(self, values: Sequence[int]) -> None:
+    async def write_many(self, values: Sequence[int]) -> list[int]:
         await asyncio.sleep(0.01)
         if self.refuse & set(values):
             raise ValueError("a refused value in the batch: nothing written")
         self.batches.append(list(values))
         self.stored.extend(values)
+        return [-value for value in values]  # a result per value: where it was stored
 
-    async def write_one(self, value: int) -> None:
+    async def write_one(self, value: int) -> int:
         await asyncio.sleep(0)
         if value in self.refuse:
             raise ValueError(f"cannot write {value}")
         self.stored.append(value)
+        return -value
 
 
 async def test_writes_arriving_together_share_a_few_batches() -> None:
     ledger = Ledger()
     commits = GroupCommit(ledger.write_many, ledger.write_one)
-    await asyncio.gather(*(commits.write(n) for n in range(300)))
+    results = await asyncio.gather(*(commits.write(n) for n in range(300)))
     assert sorted(ledger.stored) == list(range(300))
+    assert results == [-n for n in range(300)]  # each caller gets its own value's result
     # the first batch goes out alone, everything arriving meanwhile goes in the next one
     assert len(ledger.batches) <= 3
     assert commits.batches == len(ledger.batches)
@@ -62,6 +65,7 @@ async def test_a_value_that_cannot_be_written_fails_only_its_own_caller() -> Non
     failed = [n for n, result in enumerate(results) if isinstance(result, Exception)]
     assert failed == [13]
     assert "cannot write 13" in str(results[13])
+    assert results[12] == -12  # written alone after the batch failed, with its result
     assert sorted(ledger.stored) == [n for n in range(20) if n != 13]
 
 
@@ -125,8 +129,9 @@ async def test_closing_the_store_waits_for_queued_state_writes(tmp_path: Path, c
 async def test_a_cancelled_batch_cancels_its_callers_and_flush_still_returns() -> None:
     never = asyncio.Event()
 
-    async def write_many(values: Sequence[int]) -> None:
+    async def write_many(values: Sequence[int]) -> list[None]:
         await never.wait()
+        return []
 
     async def write_one(value: int) -> None:
         await never.wait()

@@ -33,12 +33,16 @@ from mastwatch.model import (
     OutboxEntry,
     PolicyRows,
     PollResult,
-    Report,
     Silence,
     Story,
 )
 from mastwatch.store import postgres as pg
-from mastwatch.store.rows import SELECT_STORIES, story_from_row
+from mastwatch.store.rows import (
+    SELECT_STORIES,
+    merged_reports_json,
+    reports_to_json,
+    story_from_row,
+)
 
 Row: TypeAlias = Mapping[str, Any]
 
@@ -86,18 +90,6 @@ async def record_alert(conn: asyncpg.Connection, record: AlertRecord) -> None:
     )
 
 
-def _reports_json(reports: Iterable[Report]) -> str:
-    rows = [[r.source_id, r.source_name, r.at.isoformat()] for r in reports]
-    return json.dumps(rows, ensure_ascii=False)
-
-
-def _reports(text: str) -> tuple[Report, ...]:
-    return tuple(
-        Report(source, name, pg._utc(datetime.fromisoformat(when)))
-        for source, name, when in json.loads(text)
-    )
-
-
 async def save_story(conn: asyncpg.Connection, story: Story) -> None:
     """Insert the story, or merge it into the stored one under its row lock: another
     replica may have added a report meanwhile, and neither report may be lost."""
@@ -111,7 +103,7 @@ async def save_story(conn: asyncpg.Connection, story: Story) -> None:
         story.link_key,
         json.dumps(list(story.signature)),
         story.tier,
-        _reports_json(story.reports),
+        reports_to_json(story.reports, datetime.isoformat),
         pg._utc(story.first_seen_at),
         pg._utc(story.last_seen_at),
         story.escalation,
@@ -134,13 +126,10 @@ async def save_story(conn: asyncpg.Connection, story: Story) -> None:
 
 def _merged(row: Row, story: Story) -> tuple[object, ...]:
     """(tier, reports, last seen, escalation) of the stored story and this poll's view."""
-    stored = _reports(row["reports"])
-    known = {r.source_id for r in stored}
-    reports = stored + tuple(r for r in story.reports if r.source_id not in known)
     escalated = story.escalation is not None or row["escalation"] is None
     return (
         story.tier if escalated else row["tier"],  # an escalation only ever raises the tier
-        _reports_json(reports),
+        merged_reports_json(row["reports"], story.reports, datetime.isoformat),
         max(row["last_seen_at"], pg._utc(story.last_seen_at)),
         story.escalation or row["escalation"],
     )

@@ -246,19 +246,30 @@ def known_items(
 
 def commit_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> int:
     with transaction(conn):
-        save_source_state(conn, result.state)
-        inserted = insert_items(conn, result.items, to_text(now))
-        enqueued = enqueue(conn, result.outbox, inserted, to_text(now))
-        # the alert policy's records, stories and messages (P1); before the digest part,
-        # so an alert held for a digest is recorded with its disposition
-        from mastwatch.store._sqlite_policy import commit_policy  # noqa: PLC0415
+        return _write_poll(conn, result, now)
 
-        enqueued += commit_policy(conn, result, inserted, to_text(now))
-        # digest entries (P2): imported here because that module builds on this one
-        from mastwatch.store._sqlite_digest import queue_digest_entries  # noqa: PLC0415
 
-        queue_digest_entries(conn, result.digest_entries, inserted, to_text(now))
-        return enqueued
+def commit_polls(conn: sqlite3.Connection, polls: list[tuple[PollResult, datetime]]) -> list[int]:
+    """Several polls in one transaction (see ``Store.commit_polls``)."""
+    with transaction(conn):
+        return [_write_poll(conn, result, now) for result, now in polls]
+
+
+def _write_poll(conn: sqlite3.Connection, result: PollResult, now: datetime) -> int:
+    """One poll's rows; the caller holds the transaction."""
+    save_source_state(conn, result.state)
+    inserted = insert_items(conn, result.items, to_text(now))
+    enqueued = enqueue(conn, result.outbox, inserted, to_text(now))
+    # the alert policy's records, stories and messages (P1); before the digest part,
+    # so an alert held for a digest is recorded with its disposition
+    from mastwatch.store._sqlite_policy import commit_policy  # noqa: PLC0415
+
+    enqueued += commit_policy(conn, result, inserted, to_text(now))
+    # digest entries (P2): imported here because that module builds on this one
+    from mastwatch.store._sqlite_digest import queue_digest_entries  # noqa: PLC0415
+
+    queue_digest_entries(conn, result.digest_entries, inserted, to_text(now))
+    return enqueued
 
 
 def insert_items(conn: sqlite3.Connection, items: Iterable[Item], now: str) -> set[tuple[str, str]]:

@@ -14,9 +14,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from mastwatch.model import AlertRecord, OutboxEntry, PolicyRows, PollResult, Report, Story
+from mastwatch.model import AlertRecord, OutboxEntry, PolicyRows, PollResult, Story
 from mastwatch.store._sqlite_ops import insert_alert, required_time, to_text
-from mastwatch.store.rows import SELECT_STORIES, story_from_row
+from mastwatch.store.rows import (
+    SELECT_STORIES,
+    merged_reports_json,
+    reports_to_json,
+    story_from_row,
+)
 
 SUMMARY_ITEMS_MAX = 50  # a flood summary lists this many items, then counts the rest
 
@@ -58,11 +63,11 @@ def save_story(conn: sqlite3.Connection, story: Story) -> None:
     row = conn.execute(
         "SELECT tier, reports, last_seen_at, escalation FROM stories WHERE id = ?", (story.id,)
     ).fetchone()
-    tier, reports, last_seen, escalation = (
-        (story.tier, story.reports, to_text(story.last_seen_at), story.escalation)
-        if row is None
-        else merge_story(row, story)
-    )
+    if row is None:
+        reports = reports_to_json(story.reports, to_text)
+        tier, last_seen, escalation = story.tier, to_text(story.last_seen_at), story.escalation
+    else:
+        tier, reports, last_seen, escalation = merge_story(row, story)
     conn.execute(
         "INSERT INTO stories (id, title, link, link_key, signature, tier, reports,"
         " first_seen_at, last_seen_at, escalation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -75,9 +80,7 @@ def save_story(conn: sqlite3.Connection, story: Story) -> None:
             story.link_key,
             json.dumps(list(story.signature)),
             tier,
-            json.dumps(
-                [[r.source_id, r.source_name, to_text(r.at)] for r in reports], ensure_ascii=False
-            ),
+            reports,
             to_text(story.first_seen_at),
             last_seen,
             escalation,
@@ -85,16 +88,14 @@ def save_story(conn: sqlite3.Connection, story: Story) -> None:
     )
 
 
-def merge_story(row: sqlite3.Row, story: Story) -> tuple[str, tuple[Report, ...], str, str | None]:
-    """(tier, reports, last seen, escalation): the stored story and this poll's view of
-    it together. Reports are a union by source; an escalation only ever raises the tier."""
-    stored = tuple(Report(s, n, required_time(at)) for s, n, at in json.loads(row["reports"]))
-    known = {r.source_id for r in stored}
-    reports = stored + tuple(r for r in story.reports if r.source_id not in known)
+def merge_story(row: sqlite3.Row, story: Story) -> tuple[str, str, str, str | None]:
+    """(tier, reports as JSON, last seen, escalation): the stored story and this poll's
+    view of it together. Reports are a union by source; an escalation only ever raises
+    the tier."""
     escalated = story.escalation is not None or row["escalation"] is None
     return (
         story.tier if escalated else row["tier"],
-        reports,
+        merged_reports_json(row["reports"], story.reports, to_text),
         max(row["last_seen_at"], to_text(story.last_seen_at)),  # fixed-width UTC text
         story.escalation or row["escalation"],
     )

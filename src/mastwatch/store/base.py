@@ -68,6 +68,10 @@ class Store(Protocol):
         nothing, so a repeated or concurrent poll cannot duplicate alerts).
         Returns the number of deliveries enqueued."""
 
+    async def commit_polls(self, polls: Sequence[tuple[PollResult, datetime]]) -> list[int]:
+        """Several polls' ``commit_poll`` in one transaction (all of them or none), each
+        at its own time; the deliveries each enqueued, in order."""
+
     async def claim_deliveries(
         self, now: datetime, limit: int, lease_seconds: float, owner: str | None = None
     ) -> Sequence[Delivery]:

@@ -5,7 +5,8 @@ every interval in which nothing changed), each storing its source's state. One w
 is one hand-off to the store's thread and one transaction each; the loop spends its time
 waiting for the GIL that thread holds. Here each caller still returns only once its own
 write is committed, but while one batch is being written the next gathers, so a burst
-costs a handful of transactions instead of one per poll.
+costs a handful of transactions instead of one per poll. The pipeline commits whole polls
+(items, alerts, stories) the same way.
 """
 
 from __future__ import annotations
@@ -15,32 +16,34 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
-class GroupCommit(Generic[_T]):
-    """Batches ``write`` calls. ``write_many`` writes a batch in one transaction; if it
-    fails, each value is retried alone with ``write_one``, so a value that cannot be
-    written fails only its own caller."""
+class GroupCommit(Generic[_T, _R]):
+    """Batches ``write`` calls. ``write_many`` writes a batch in one transaction and
+    returns one result per value, in order; if it fails, each value is retried alone with
+    ``write_one``, so a value that cannot be written fails only its own caller."""
 
     def __init__(
         self,
-        write_many: Callable[[Sequence[_T]], Awaitable[None]],
-        write_one: Callable[[_T], Awaitable[None]],
+        write_many: Callable[[Sequence[_T]], Awaitable[Sequence[_R]]],
+        write_one: Callable[[_T], Awaitable[_R]],
     ) -> None:
         self._write_many = write_many
         self._write_one = write_one
-        self._pending: list[tuple[_T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[_T, asyncio.Future[_R]]] = []
         self._draining: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for tests and curiosity)
 
-    async def write(self, value: _T) -> None:
-        """Return once ``value`` is committed (or raise what writing it raised)."""
+    async def write(self, value: _T) -> _R:
+        """Return ``value``'s result once it is committed (or raise what writing it
+        raised)."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[_R] = loop.create_future()
         self._pending.append((value, done))
         if self._draining is None:
             self._draining = loop.create_task(self._drain())
-        await done
+        return await done
 
     async def flush(self) -> None:
         """Wait until every write asked for so far is done (before closing the store)."""
@@ -49,7 +52,7 @@ class GroupCommit(Generic[_T]):
             await asyncio.wait([draining])
 
     async def _drain(self) -> None:
-        batch: list[tuple[_T, asyncio.Future[None]]] = []
+        batch: list[tuple[_T, asyncio.Future[_R]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
@@ -63,24 +66,24 @@ class GroupCommit(Generic[_T]):
         finally:
             self._draining = None
 
-    async def _write_batch(self, batch: list[tuple[_T, asyncio.Future[None]]]) -> None:
+    async def _write_batch(self, batch: list[tuple[_T, asyncio.Future[_R]]]) -> None:
         self.batches += 1
         try:
-            await self._write_many([value for value, _done in batch])
+            results = await self._write_many([value for value, _done in batch])
         except Exception:  # each value is tried alone below, which reports
             for value, done in batch:
                 await self._write_alone(value, done)
             return
-        for _value, done in batch:
+        for (_value, done), result in zip(batch, results, strict=True):
             if not done.done():
-                done.set_result(None)
+                done.set_result(result)
 
-    async def _write_alone(self, value: _T, done: asyncio.Future[None]) -> None:
+    async def _write_alone(self, value: _T, done: asyncio.Future[_R]) -> None:
         try:
-            await self._write_one(value)
+            result = await self._write_one(value)
         except Exception as exc:  # handed to the caller who asked
             if not done.done():
                 done.set_exception(exc)
         else:
             if not done.done():
-                done.set_result(None)
+                done.set_result(result)

@@ -198,19 +198,20 @@ class PostgresStore:
     async def commit_poll(self, result: PollResult, now: datetime) -> int:
         """State, new items and their alerts' deliveries in one transaction (see Store)."""
         async with self._tx() as conn:
-            await conn.execute(UPSERT_STATE, *state_args(result.state))
-            inserted = await _insert_items(conn, result.items, _utc(now))
-            enqueued = await _enqueue(conn, result.outbox, inserted, _utc(now))
-            # the alert policy's records, stories and messages, then digest entries (as
-            # SQLite's commit_poll: an alert held for a digest keeps its disposition)
-            enqueued += await pgp.commit_policy(conn, result, inserted, _utc(now))
-            await pgp.queue_digest_entries(conn, result.digest_entries, inserted, _utc(now))
+            enqueued = await _write_poll(conn, result, _utc(now))
         log.debug(
             "store_poll_committed",
             source_id=result.state.source_id,
             items=len(result.items),
             enqueued=enqueued,
         )
+        return enqueued
+
+    async def commit_polls(self, polls: Sequence[tuple[PollResult, datetime]]) -> list[int]:
+        """Several polls' ``commit_poll`` in one transaction (see Store)."""
+        async with self._tx() as conn:
+            enqueued = [await _write_poll(conn, result, _utc(now)) for result, now in polls]
+        log.debug("store_polls_committed", polls=len(polls), enqueued=sum(enqueued))
         return enqueued
 
     # -- outbox ----------------------------------------------------------------------------
@@ -744,6 +745,18 @@ def state_from_row(row: Row) -> SourceState:
         disabled=row["disabled"],
         empty_runs=rows.runs_from_json(row["empty_runs"]),
     )
+
+
+async def _write_poll(conn: asyncpg.Connection, result: PollResult, now: datetime) -> int:
+    """One poll's rows (``now`` in UTC); the caller holds the transaction."""
+    await conn.execute(UPSERT_STATE, *state_args(result.state))
+    inserted = await _insert_items(conn, result.items, now)
+    enqueued = await _enqueue(conn, result.outbox, inserted, now)
+    # the alert policy's records, stories and messages, then digest entries (as SQLite's
+    # commit_poll: an alert held for a digest keeps its disposition)
+    enqueued += await pgp.commit_policy(conn, result, inserted, now)
+    await pgp.queue_digest_entries(conn, result.digest_entries, inserted, now)
+    return enqueued
 
 
 async def _insert_items(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,11 +90,39 @@ def _story_from_values(values: tuple[Any, ...], read_time: TimeReader) -> Story:
         link_key=link_key,
         signature=tuple(int(v) for v in json.loads(signature)),
         tier=tier,
-        reports=tuple(Report(s, n, _utc_from_text(at)) for s, n, at in json.loads(reports)),
+        reports=tuple(_report(s, n, at) for s, n, at in json.loads(reports)),
         first_seen_at=first_seen,
         last_seen_at=last_seen,
         escalation=escalation,
     )
+
+
+# A story reported by many sources is decoded again each time it gains a report, and
+# each time all its earlier reports with it: each (immutable) report is made once.
+@functools.lru_cache(maxsize=16384)
+def _report(source_id: str, source_name: str, at: str) -> Report:
+    return Report(source_id, source_name, _utc_from_text(at))
+
+
+def reports_to_json(reports: Iterable[Report], write_time: Callable[[datetime], str]) -> str:
+    """A story's ``reports`` column: ``[source id, source name, time]`` per report."""
+    return merged_reports_json("[]", reports, write_time)
+
+
+def merged_reports_json(
+    stored: str, reports: Iterable[Report], write_time: Callable[[datetime], str]
+) -> str:
+    """The stored ``reports`` column with the reports of sources it does not hold yet
+    appended (a union by source). The stored entries are kept as written, not decoded
+    and written again: a story is saved once per report it gains, so with a hundred
+    sources on one story re-encoding every report at each save made a cycle quadratic."""
+    entries = json.loads(stored)
+    known = {entry[0] for entry in entries}
+    fresh = [r for r in reports if r.source_id not in known]
+    if not fresh:
+        return stored
+    entries += [[r.source_id, r.source_name, write_time(r.at)] for r in fresh]
+    return json.dumps(entries, ensure_ascii=False)
 
 
 def _utc_from_text(text: str) -> datetime:

@@ -154,8 +154,9 @@ class SQLiteStore:
         """Persist state alone (after a failed or not-modified poll)."""
         await self._state_writes.write(state)
 
-    async def _save_source_states(self, states: Sequence[SourceState]) -> None:
+    async def _save_source_states(self, states: Sequence[SourceState]) -> list[None]:
         await self._call(ops.save_source_states, list(states))
+        return [None] * len(states)
 
     async def _save_one_source_state(self, state: SourceState) -> None:
         await self._call(ops.save_source_state, state)
@@ -194,6 +195,12 @@ class SQLiteStore:
             items=len(result.items),
             enqueued=enqueued,
         )
+        return enqueued
+
+    async def commit_polls(self, polls: Sequence[tuple[PollResult, datetime]]) -> list[int]:
+        """Several polls' ``commit_poll`` in one transaction, one trip to the store thread."""
+        enqueued = await self._call(ops.commit_polls, list(polls))
+        log.debug("store_polls_committed", polls=len(polls), enqueued=sum(enqueued))
         return enqueued
 
     # -- outbox ----------------------------------------------------------------------------
