@@ -111,6 +111,20 @@ def _cpu(runs: Sequence[DaemonRun]) -> str:
 DELIVERY_PATH_ONLY = "[stories]\nenabled = false\n[throttle]\nflood_max_per_hour = 1000000\n"
 
 
+# The issue's cold-cycle target is 3 s on its machine, where a plain feedparser.parse of the
+# same farm took 5.4 s. Machines differ by twice that and more (6.3 s here on one day, 2.3 s
+# on another), so the target is taken in the issue's own terms: the same fraction of the
+# feedparser baseline measured in this run. (Against the bare 3 s, a fast machine would
+# pass a daemon twice as slow as asked, and a slow one fail a fast daemon.)
+ISSUE_COLD_SECONDS = 3.0
+ISSUE_FEEDPARSER_SECONDS = 5.4
+
+
+def cold_target(feedparser_seconds: float) -> float:
+    """The cold-cycle target on this machine: 3 s scaled by its feedparser baseline."""
+    return ISSUE_COLD_SECONDS * feedparser_seconds / ISSUE_FEEDPARSER_SECONDS
+
+
 async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]:
     """Cold cycle (empty store, baseline off so every item is matched) and a steady one."""
     farm = Farm(feeds, items)
@@ -152,8 +166,10 @@ async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]
             f" workers {_cpu(colds)})",
             f"{base}; same daemon parsing in a thread (`parse_workers = 0`):"
             f" {threaded_poll:.2f} s, CPU {_cpu(threaded)}",
-            "≤ 3 s",
-            cold_poll <= 3.0,
+            f"≤ 3 s where feedparser takes 5.4 s: here ≤ {cold_target(parse_s):.2f} s"
+            f" ({ISSUE_COLD_SECONDS / ISSUE_FEEDPARSER_SECONDS:.2f}x its"
+            f" {parse_s:.2f} s; the bare 3 s {'met' if cold_poll <= 3.0 else 'not met'})",
+            cold_poll <= cold_target(parse_s),
         ),
         Figure(
             f"cold cycle, process wall (start to exit, median of {REPEATS})",

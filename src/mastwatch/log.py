@@ -27,14 +27,28 @@ _SECRET_SHAPES = re.compile(
 _SECRET_ASSIGNMENTS = re.compile(
     r"(\b\w*(?:token|password|passwd|secret|api_key|apikey)=)[^\s&\"',;]+", re.I
 )
-# Every match of _SECRET_SHAPES or _SECRET_ASSIGNMENTS contains one of these (the shapes
-# are case-sensitive, an assignment has its "="): four substring tests instead of two
-# regex scans of every string of every log line, most of which hold none of them.
-_SHAPE_MARKERS = ("=", "xox", "hooks.slack.com", "Bearer")
 
 
 def _may_hold_a_shape(text: str) -> bool:
-    return any(marker in text for marker in _SHAPE_MARKERS)
+    """Every match of _SECRET_SHAPES or _SECRET_ASSIGNMENTS holds one of these (the shapes
+    are case-sensitive, an assignment has its "="): four substring tests instead of two
+    regex scans of every string of every log line, most of which hold none of them. Written
+    out, not as ``any()`` over a tuple: its generator cost more than the four tests."""
+    return "=" in text or "xox" in text or "Bearer" in text or "hooks.slack.com" in text
+
+
+_KEY_VERDICTS_KEPT = 4096  # log keys come from code, a few hundred at most; bounded anyway
+_secret_key_verdicts: dict[str, bool] = {}
+
+
+def _is_secret_key(key: str) -> bool:
+    """``_SECRET_KEYS.search(key)``, remembered: every line asks it of every key."""
+    verdict = _secret_key_verdicts.get(key)
+    if verdict is None:
+        verdict = _SECRET_KEYS.search(key) is not None
+        if len(_secret_key_verdicts) < _KEY_VERDICTS_KEPT:
+            _secret_key_verdicts[key] = verdict
+    return verdict
 
 
 _NOISY_LIBRARIES = ("aiohttp.access", "apscheduler", "slack_sdk", "asyncio", "aiosmtplib")
@@ -66,7 +80,7 @@ class SecretRedactor:
         return {key: self._clean(key, value) for key, value in event_dict.items()}
 
     def _clean(self, key: str, value: Any) -> Any:
-        if _SECRET_KEYS.search(key) and value not in (None, "", False):
+        if _is_secret_key(key) and value not in (None, "", False):
             return REDACTED
         if isinstance(value, str):
             return self.scrub(value)

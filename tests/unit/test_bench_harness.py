@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # bench/ is a top-level package beside src/
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_daemon import _most_in_a_span, _p99  # noqa: E402
+from bench.bench_daemon import _most_in_a_span, _p99, cold_target  # noqa: E402
 from bench.bench_matching import SEED, make_items, make_rules, make_vocabulary  # noqa: E402
 from bench.daemon_run import TIERS, BenchConfig, write_config  # noqa: E402
 from bench.farm import Farm  # noqa: E402
@@ -124,3 +125,9 @@ def test_the_phase_table_shows_each_step_and_the_growth_between_sizes() -> None:
     for row in ("| scan |", "| decide |", "| explain |", "| all three |", "| matches |"):
         assert row in text
     assert "100 rules at " in text and "% of 5" in text
+
+
+def test_the_cold_target_scales_with_this_machines_feedparser_baseline() -> None:
+    assert cold_target(5.4) == pytest.approx(3.0)  # the issue's own machine
+    assert cold_target(10.8) == pytest.approx(6.0)  # a machine half as fast
+    assert cold_target(2.7) == pytest.approx(1.5)  # and one twice as fast: stricter
