@@ -28,6 +28,19 @@ def test_duplicate_guids_fall_back_to_links() -> None:
     assert keys == ["link:https://e.org/a", "link:https://e.org/b", "guid:unique"]
 
 
+def test_a_link_shared_with_an_entry_keyed_by_guid_is_not_unique() -> None:
+    # only the second entry is keyed by its link, but the first one's link counts too
+    entries = [
+        RawEntry(title="a", guid="g1", link="https://e.org/story?utm_source=feed"),
+        RawEntry(title="b", link="https://e.org/story"),
+        RawEntry(title="c", link="https://e.org/other"),
+    ]
+    keys = [item.key for item in assign_keys("src", entries)]
+    assert keys[0] == "guid:g1"
+    assert keys[1].startswith("hash:")
+    assert keys[2] == "link:https://e.org/other"
+
+
 def test_entries_without_guid_or_link_get_a_hash_key() -> None:
     when = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     entries = [
