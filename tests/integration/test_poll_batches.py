@@ -14,8 +14,8 @@ import pytest
 
 from mastwatch.app import fetch_settings
 from mastwatch.config import Config, load_config
-from mastwatch.model import DEFAULT_TIERS, PollResult
-from mastwatch.pipeline import Pipeline, PollOutcome
+from mastwatch.model import DEFAULT_TIERS, Item, PollResult, SourceState
+from mastwatch.pipeline import Pipeline, PollOutcome, _PollToCommit
 from mastwatch.rules import load_rules
 from mastwatch.sources.http import Fetcher, make_session
 from mastwatch.store.sqlite import SQLiteStore
@@ -146,3 +146,31 @@ async def test_a_poll_that_cannot_be_stored_fails_alone(tmp_path: Path, feeds: F
     assert sorted(a.source_id for a in alerts) == others
     assert sorted(r.source_id for r in story.reports) == others
     assert unseen == {"guid:https://news7.example/a"}  # its items stay new for the next poll
+
+
+async def test_two_polls_of_one_source_in_a_batch_are_committed_one_by_one(
+    tmp_path: Path, feeds: FeedServer
+) -> None:
+    # never in the daemon (a source's polls do not overlap), but a batch must not mix them:
+    # their decisions could not be told apart by item
+    config = _config(tmp_path, feeds)
+    items = [Item(source_id="feed-0", key=f"guid:{n}", title=f"{TITLE} {n}") for n in range(2)]
+    polls = [
+        _PollToCommit((), SourceState("feed-0", etag=f'"{n}"'), (item,), NOW)
+        for n, item in enumerate(items)
+    ]
+    async with (
+        GatedStore(tmp_path / "db.sqlite") as store,
+        make_session(fetch_settings(config), allow_private=True) as session,
+    ):
+        store.gate.set()
+        pipeline = Pipeline(
+            config=config,
+            store=store,
+            fetcher=Fetcher(session, fetch_settings(config)),
+            rules=lambda: load_rules(ROOT / "rules", DEFAULT_TIERS),
+        )
+        assert await pipeline._commit_together(polls) == [0, 0]
+        assert store.batches == [1, 1]
+        assert (await store.get_source_state("feed-0")).etag == '"1"'  # the later poll last
+        assert await store.unseen_keys("feed-0", ["guid:0", "guid:1"]) == set()

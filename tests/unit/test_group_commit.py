@@ -69,6 +69,21 @@ async def test_a_value_that_cannot_be_written_fails_only_its_own_caller() -> Non
     assert sorted(ledger.stored) == [n for n in range(20) if n != 13]
 
 
+async def test_a_value_written_alone_that_fails_is_not_tried_again() -> None:
+    ledger = Ledger(refuse=frozenset({5}))
+    alone: list[int] = []
+
+    async def write_one(value: int) -> int:
+        alone.append(value)
+        return await ledger.write_one(value)
+
+    commits = GroupCommit(ledger.write_many, write_one)
+    with pytest.raises(ValueError, match="a refused value in the batch"):
+        await commits.write(5)  # a batch of one, refused: its caller hears at once
+    assert alone == []
+    assert ledger.stored == []
+
+
 async def test_flush_waits_for_writes_in_flight() -> None:
     ledger = Ledger()
     commits = GroupCommit(ledger.write_many, ledger.write_one)

@@ -17,16 +17,19 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import structlog
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-from mastwatch.config import SourceConfig
 from mastwatch.errors import FetchError
 from mastwatch.model import Item
 from mastwatch.sources.decode import decode_document
 from mastwatch.sources.keys import RawEntry, assign_keys, normalise_link
+
+if TYPE_CHECKING:  # the parse workers import this module, and need no config (pydantic)
+    from mastwatch.config import SourceConfig
 
 log = structlog.get_logger(__name__)
 EMPTY_POLLS_BEFORE_NOTICE = 3

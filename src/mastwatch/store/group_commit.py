@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -70,7 +70,10 @@ class GroupCommit(Generic[_T, _R]):
         self.batches += 1
         try:
             results = await self._write_many([value for value, _done in batch])
-        except Exception:  # each value is tried alone below, which reports
+        except Exception as exc:  # each value is tried alone below, which reports
+            if len(batch) == 1:  # it was alone already: trying again would fail again
+                _fail(batch[0][1], exc)
+                return
             for value, done in batch:
                 await self._write_alone(value, done)
             return
@@ -82,8 +85,12 @@ class GroupCommit(Generic[_T, _R]):
         try:
             result = await self._write_one(value)
         except Exception as exc:  # handed to the caller who asked
-            if not done.done():
-                done.set_exception(exc)
+            _fail(done, exc)
         else:
             if not done.done():
                 done.set_result(result)
+
+
+def _fail(done: asyncio.Future[Any], exc: Exception) -> None:
+    if not done.done():
+        done.set_exception(exc)
