@@ -332,9 +332,9 @@ class Pipeline:
         and one at a time each cost two trips to the store; should the batch fail, each
         poll is decided and committed alone (``_commit_alone``), so one bad poll fails
         only itself."""
-        if len({poll.state.source_id for poll in polls}) < len(polls) or len(polls) == 1:
-            # (one source twice, never in the daemon, whose polls of a source do not
-            # overlap: its decisions could not be told apart by item) each poll alone
+        if len(polls) == 1 or len({poll.state.source_id for poll in polls}) < len(polls):
+            # alone, or one source twice (never in the daemon, whose polls of a source do
+            # not overlap: its decisions could not be told apart by item): poll by poll
             return [await self._commit_alone(poll) for poll in polls]
         candidates = tuple(c for poll in polls for c in poll.candidates)
         async with self._store_lock(candidates):

@@ -33,7 +33,7 @@ from mastwatch.model import (
     Silence,
     Story,
 )
-from mastwatch.policy.facts import Facts, alert_facts
+from mastwatch.policy.facts import alert_facts
 from mastwatch.policy.quiet import quiet_until
 from mastwatch.policy.routing import Route, Routing
 from mastwatch.policy.silences import silenced_by
@@ -146,10 +146,12 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
     told_before = frozenset(work.told.get(story.id, set()))
     story, escalation = _escalate(work, story, group)
     work.save(story)
-    lead: tuple[AlertRecord, Facts] | None = None  # the first record: it speaks for the item
+    # the first record, and the routes of its alert: it speaks for the item
+    lead: tuple[AlertRecord, tuple[Route, ...]] | None = None
     for candidate in group:
         alert = _effective(work, candidate.alert, story)
         facts = alert_facts(alert, candidate.source_tags, candidate.labels)
+        routes = work.state.routing.routes_for(facts)
         if work.rank(story.tier) == work.rank(work.top_tier()) and work.rank(
             alert.tier
         ) > work.rank(story.tier):
@@ -158,15 +160,15 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
         elif (silence := silenced_by(work.state.silences, facts, work.now)) is not None:
             work.records.append(AlertRecord(alert, story.id, f"silenced:{silence.id}"))
         else:
-            _route_alert(work, alert, facts, story, known=known_before)
-        lead = lead or (work.records[-1], facts)
+            _route_alert(work, alert, routes, story, known=known_before)
+        lead = lead or (work.records[-1], routes)
     if lead is None or lead[0].disposition.startswith("silenced:"):
         return
-    record, facts = lead
+    record, routes = lead
     if _follow_up(
         work,
         record,
-        facts,
+        routes,
         story,
         told_before,
         new_source=known_before and new_source,
@@ -178,7 +180,7 @@ def _decide_item(work: _Work, group: list[Candidate]) -> None:
 def _follow_up(
     work: _Work,
     lead: AlertRecord,
-    facts: Facts,
+    routes: Sequence[Route],
     story: Story,
     told: frozenset[Target],
     *,
@@ -191,7 +193,6 @@ def _follow_up(
     nobody). Email never repeats a story, but an escalation is news. True if any was sent."""
     alert, receivers = lead.alert, _receivers_of(work, told)
     slack = [r for r in receivers if r.channel == "slack"]
-    routes = work.state.routing.routes_for(facts)
     # a follow-up belongs to the story's thread: the story's tier, if more severe than the
     # lead's (an inhibited high alert on a critical story), is what quiet hours weigh
     tier = min(alert.tier, story.tier, key=work.rank)
@@ -304,7 +305,7 @@ def _effective(work: _Work, alert: Alert, story: Story) -> Alert:
 def _route_alert(
     work: _Work,
     alert: Alert,
-    facts: Facts,
+    routes: Sequence[Route],
     story: Story,
     *,
     known: bool,
@@ -313,7 +314,6 @@ def _route_alert(
 
     ``fresh``: the rule alerted on this story before and its re-alert interval has passed,
     so receivers that have the story get a message of their own again."""
-    routes = work.state.routing.routes_for(facts)
     repeat = min((r.repeat_interval for r in routes if r.repeat_interval), default=None)
     interval = realert_interval(work.config.throttle, alert.rule_id, repeat)
     key = (alert.rule_id, story.id)
