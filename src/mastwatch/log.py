@@ -149,8 +149,57 @@ def _renderer(json_output: bool, colors: bool) -> list[Processor]:
     ]
 
 
+class _StreamLogger:
+    """Where structlog hands mastwatch's own lines, rendered: straight to the handler's
+    stream, under the handler's lock (so they never interleave with the standard library's
+    records, which take the same lock). structlog's performance notes advise against
+    sending one's own entries through the standard library: its LogRecord, caller lookup
+    and the ProcessorFormatter's copy of each record were half the cost of a line, and the
+    daemon writes two per alert. Levels are still the standard library's (``isEnabledFor``
+    of the logger of the same name), so ``root.setLevel`` and per-logger levels hold."""
+
+    def __init__(self, logger: logging.Logger, handler: logging.StreamHandler[TextIO]) -> None:
+        self._logger = logger
+        self._handler = handler
+        self.name = logger.name
+
+    def isEnabledFor(self, level: int) -> bool:  # the standard library's name
+        return self._logger.isEnabledFor(level)
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else a standard library logger offers (``getEffectiveLevel``,
+        ``handlers``...), for callers that ask structlog's BoundLogger for it."""
+        return getattr(self._logger, name)
+
+    def write(self, line: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        except Exception:  # as StreamHandler.emit: a logging failure never raises
+            handler.handleError(logging.makeLogRecord({"msg": line, "name": self.name}))
+        finally:
+            handler.release()
+
+    debug = info = warning = warn = error = exception = critical = fatal = msg = write
+
+
+class _StreamLoggerFactory:
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self._handler = handler
+        # names a logger by its caller's module when given none, as structlog's own does
+        self._stdlib = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+
+    def __call__(self, *args: Any) -> _StreamLogger:
+        return _StreamLogger(self._stdlib(*args), self._handler)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Route structlog and the standard library through one redacting pipeline."""
+    """Route structlog and the standard library through one redacting pipeline: the same
+    processors and renderer, one stream. The standard library's records (aiohttp,
+    apscheduler, slack_sdk...) reach it through a handler and ProcessorFormatter;
+    mastwatch's own lines skip the standard library (see :class:`_StreamLogger`)."""
     out = stream or sys.stderr
     on_terminal = out.isatty()
     json_output = fmt == "json" or (fmt == "auto" and not on_terminal)
@@ -173,9 +222,9 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
             structlog.stdlib.filter_by_level,
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *_renderer(json_output, colors=on_terminal),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=_StreamLoggerFactory(handler),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )

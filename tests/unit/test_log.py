@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,6 +106,63 @@ def test_noisy_libraries_only_warn() -> None:
     structlog.get_logger("mastwatch").debug("own_debug")
 
     assert [r["event"] for r in records(stream)] == ["slow callback", "own_debug"]
+
+
+def test_a_level_set_on_a_named_logger_holds_for_structlog_lines() -> None:
+    stream = json_logging("debug")
+    logging.getLogger("mastwatch.quiet").setLevel(logging.WARNING)
+    try:
+        structlog.get_logger("mastwatch.quiet").info("dropped")
+        structlog.get_logger("mastwatch.quiet").warning("kept")
+        structlog.get_logger("mastwatch.other").debug("kept too")
+    finally:
+        logging.getLogger("mastwatch.quiet").setLevel(logging.NOTSET)
+
+    assert [r["event"] for r in records(stream)] == ["kept", "kept too"]
+
+
+def test_own_and_library_lines_from_many_threads_never_interleave() -> None:
+    stream = json_logging()
+    lines_each = 200
+
+    def own(worker: int) -> None:
+        for n in range(lines_each):
+            structlog.get_logger("mastwatch.t").info("own", worker=worker, n=n, pad="x" * 300)
+
+    def library(worker: int) -> None:
+        for n in range(lines_each):
+            logging.getLogger("some.library").warning("library %d %d %s", worker, n, "y" * 300)
+
+    threads = [threading.Thread(target=f, args=(w,)) for w in range(3) for f in (own, library)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    parsed = records(stream)  # every line whole JSON
+    assert len(parsed) == len(threads) * lines_each
+    own_lines = [(r["worker"], r["n"]) for r in parsed if r["event"] == "own"]
+    for worker in range(3):  # each thread's own lines in the order it wrote them
+        assert [n for w, n in own_lines if w == worker] == list(range(lines_each))
+
+
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_stream_that_fails_never_raises_into_the_caller(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", True)  # report it, as by default
+    configure_logging("info", "json", BrokenStream())
+
+    structlog.get_logger("mastwatch.t").info("lost_line", source="wire-en")
+    logging.getLogger("some.library").warning("lost too")
+
+    reported = capsys.readouterr().err
+    assert "No space left on device" in reported  # told on stderr, as the stdlib does
+    assert reported.count("--- Logging error ---") == 2
 
 
 def test_configuring_twice_keeps_one_handler() -> None:
