@@ -125,28 +125,57 @@ def cold_target(feedparser_seconds: float) -> float:
     return ISSUE_COLD_SECONDS * feedparser_seconds / ISSUE_FEEDPARSER_SECONDS
 
 
+@dataclass
+class _Cycles:
+    """Every reading of the cold and steady cycles and of their baselines."""
+
+    bare_cold: list[float]
+    parses: list[float]
+    entries: int
+    colds: list[DaemonRun]
+    threaded: list[DaemonRun]
+    bare_steady: list[float]
+    steadies: list[DaemonRun]
+    answered_304: int  # by the daemon, per steady run
+
+
+async def _measure_cycles(farm: Farm, workdir: Path) -> _Cycles:
+    """Each baseline reading is taken just before the daemon run it is compared with: the
+    machine's speed drifts over minutes (other tenants), and a ratio of readings taken
+    minutes apart would compare two machines (as the matching sizes take turns)."""
+    await bare_fetch(farm.urls)  # warm-up: page cache, sockets, imports
+    _, bodies, etags = await bare_fetch(farm.urls)
+    cycles = _Cycles([], [], 0, [], [], [], [], 0)
+    for n in range(REPEATS):
+        cycles.bare_cold.append((await bare_fetch(farm.urls))[0])
+        parse_s, cycles.entries = feedparser_seconds(list(bodies.values()))
+        cycles.parses.append(parse_s)
+        cycles.colds.append(await _cold(farm, workdir / f"cold-{n}", None))
+    for n in range(REPEATS):
+        cycles.threaded.append(await _cold(farm, workdir / f"thread-{n}", 0))
+    config = workdir / "cold-0" / "mastwatch.toml"
+    for _ in range(REPEATS):
+        cycles.bare_steady.append((await bare_fetch(farm.urls, etags))[0])
+        before = farm.not_modified
+        cycles.steadies.append(await run_once(config))
+        cycles.answered_304 += farm.not_modified - before
+    cycles.answered_304 //= REPEATS
+    return cycles
+
+
 async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]:
     """Cold cycle (empty store, baseline off so every item is matched) and a steady one."""
     farm = Farm(feeds, items)
     await farm.start()
     try:
-        await bare_fetch(farm.urls)  # warm-up: page cache, sockets, imports
-        bare = [await bare_fetch(farm.urls) for _ in range(REPEATS)]
-        bodies, etags = bare[0][1], bare[0][2]
-        bare_cold = statistics.median(b[0] for b in bare)
-        bare_steady = statistics.median([(await bare_fetch(farm.urls, etags))[0] for _ in bare])
-        # median of REPEATS like the daemon's runs it scales the target for: one reading
-        # ranged 2.9-4.2 s on the same machine type, and set the target by itself
-        parses = [feedparser_seconds(list(bodies.values())) for _ in range(REPEATS)]
-        parse_s, entries = statistics.median(p[0] for p in parses), parses[0][1]
-        colds = [await _cold(farm, workdir / f"cold-{n}", None) for n in range(REPEATS)]
-        threaded = [await _cold(farm, workdir / f"thread-{n}", 0) for n in range(REPEATS)]
-        config = workdir / "cold-0" / "mastwatch.toml"
-        before = farm.not_modified
-        steadies = [await run_once(config) for _ in range(REPEATS)]
-        answered_304 = (farm.not_modified - before) // REPEATS
+        cycles = await _measure_cycles(farm, workdir)
     finally:
         await farm.stop()
+    colds, threaded, steadies = cycles.colds, cycles.threaded, cycles.steadies
+    bare_cold = statistics.median(cycles.bare_cold)
+    bare_steady = statistics.median(cycles.bare_steady)
+    parse_s, entries = statistics.median(cycles.parses), cycles.entries
+    answered_304 = cycles.answered_304
     cold = _median_run(colds, _wall)
     cold_poll = statistics.median(_in_daemon(r) for r in colds)
     steady = _median_run(steadies, _wall)
