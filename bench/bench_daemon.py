@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,14 +129,14 @@ def cold_target(feedparser_seconds: float) -> float:
 class _Cycles:
     """Every reading of the cold and steady cycles and of their baselines."""
 
-    bare_cold: list[float]
-    parses: list[float]
-    entries: int
-    colds: list[DaemonRun]
-    threaded: list[DaemonRun]
-    bare_steady: list[float]
-    steadies: list[DaemonRun]
-    answered_304: int  # by the daemon, per steady run
+    bare_cold: list[float] = field(default_factory=list)
+    parses: list[float] = field(default_factory=list)
+    entries: int = 0
+    colds: list[DaemonRun] = field(default_factory=list)
+    threaded: list[DaemonRun] = field(default_factory=list)
+    bare_steady: list[float] = field(default_factory=list)
+    steadies: list[DaemonRun] = field(default_factory=list)
+    answered_304: int = 0  # by the daemon, per steady run
 
 
 async def _measure_cycles(farm: Farm, workdir: Path) -> _Cycles:
@@ -145,7 +145,7 @@ async def _measure_cycles(farm: Farm, workdir: Path) -> _Cycles:
     minutes apart would compare two machines (as the matching sizes take turns)."""
     await bare_fetch(farm.urls)  # warm-up: page cache, sockets, imports
     _, bodies, etags = await bare_fetch(farm.urls)
-    cycles = _Cycles([], [], 0, [], [], [], [], 0)
+    cycles = _Cycles()
     for n in range(REPEATS):
         cycles.bare_cold.append((await bare_fetch(farm.urls))[0])
         parse_s, cycles.entries = feedparser_seconds(list(bodies.values()))

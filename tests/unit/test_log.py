@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -144,6 +145,14 @@ def test_own_and_library_lines_from_many_threads_never_interleave() -> None:
     own_lines = [(r["worker"], r["n"]) for r in parsed if r["event"] == "own"]
     for worker in range(3):  # each thread's own lines in the order it wrote them
         assert [n for w, n in own_lines if w == worker] == list(range(lines_each))
+
+
+def test_the_stream_logger_passes_other_questions_to_the_stdlib_logger() -> None:
+    json_logging("warning")
+    bound = structlog.get_logger("mastwatch.asked").bind()
+
+    assert bound.getEffectiveLevel() == logging.WARNING  # asked of the stdlib logger
+    assert copy.copy(bound._logger).name == "mastwatch.asked"  # no recursion in a copy
 
 
 class BrokenStream(io.StringIO):
