@@ -144,11 +144,12 @@ async def _measure_cycles(farm: Farm, workdir: Path) -> _Cycles:
     machine's speed drifts over minutes (other tenants), and a ratio of readings taken
     minutes apart would compare two machines (as the matching sizes take turns)."""
     await bare_fetch(farm.urls)  # warm-up: page cache, sockets, imports
-    _, bodies, etags = await bare_fetch(farm.urls)
+    _, fetched, etags = await bare_fetch(farm.urls)
+    bodies = list(fetched.values())
     cycles = _Cycles()
     for n in range(REPEATS):
         cycles.bare_cold.append((await bare_fetch(farm.urls))[0])
-        parse_s, cycles.entries = feedparser_seconds(list(bodies.values()))
+        parse_s, cycles.entries = feedparser_seconds(bodies)
         cycles.parses.append(parse_s)
         cycles.colds.append(await _cold(farm, workdir / f"cold-{n}", None))
     for n in range(REPEATS):
@@ -174,8 +175,7 @@ async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]
     colds, threaded, steadies = cycles.colds, cycles.threaded, cycles.steadies
     bare_cold = statistics.median(cycles.bare_cold)
     bare_steady = statistics.median(cycles.bare_steady)
-    parse_s, entries = statistics.median(cycles.parses), cycles.entries
-    answered_304 = cycles.answered_304
+    parse_s = statistics.median(cycles.parses)
     cold = _median_run(colds, _wall)
     cold_poll = statistics.median(_in_daemon(r) for r in colds)
     steady = _median_run(steadies, _wall)
@@ -187,7 +187,7 @@ async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]
     matched = cold.count("rule_matched")
     base = (
         f"bare aiohttp {bare_cold:.2f} s (median of {REPEATS});"
-        f" feedparser.parse {parse_s:.2f} s, median of {REPEATS} ({entries:,} entries)"
+        f" feedparser.parse {parse_s:.2f} s, median of {REPEATS} ({cycles.entries:,} entries)"
     )
     return [
         Figure(
@@ -212,7 +212,7 @@ async def cold_and_steady(feeds: int, items: int, workdir: Path) -> list[Figure]
         ),
         Figure(
             f"steady cycle, nothing changed, in the daemon (median of {REPEATS})",
-            f"{steady_poll:.2f} s ({answered_304} of {feeds} answered 304;"
+            f"{steady_poll:.2f} s ({cycles.answered_304} of {feeds} answered 304;"
             f" process wall {steady.wall_seconds:.2f} s)",
             f"bare conditional aiohttp {bare_steady:.2f} s, median of {REPEATS}"
             f" ({_ratio(steady_poll, bare_steady)})",
