@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import FrozenInstanceError, fields
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from mastwatch.errors import FetchError
+from mastwatch.model import Item
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.testing.feeds import atom, json_feed, rss
 
@@ -242,3 +244,20 @@ def test_result_and_errors_are_picklable_for_the_process_pool() -> None:
     with pytest.raises(FetchError) as raised:
         parse_feed(b"nope", source_id="s")
     assert str(pickle.loads(pickle.dumps(raised.value))) == str(raised.value)
+
+
+def test_an_item_crosses_the_process_pool_whole() -> None:
+    """Items have their own pickled state (a tuple of every slot): each field arrives,
+    content_hash (not compared by ==) included, carried rather than recomputed."""
+    item = Item(
+        "s", "guid:1", "t", "https://x/1", "1", "sum", "body", datetime(2024, 5, 1, tzinfo=UTC),
+        ("tag",), "author",
+    )  # fmt: skip
+    object.__setattr__(item, "content_hash", "made-by-the-worker")
+    back = pickle.loads(pickle.dumps(item))
+    assert [getattr(back, f.name) for f in fields(Item)] == [
+        getattr(item, f.name) for f in fields(Item)
+    ]
+    assert back.content_hash == "made-by-the-worker"
+    with pytest.raises(FrozenInstanceError):
+        back.title = "changed"
