@@ -51,6 +51,7 @@ from mastwatch.rules import RuleSet, diff_rulesets, load_rules
 from mastwatch.rules.watch import watch_rules
 from mastwatch.sources.http import Fetcher, FetchSettings, make_session
 from mastwatch.sources.parsing import parse_executor, resolve_workers
+from mastwatch.sources.worker_rules import SharedRules
 from mastwatch.store.factory import make_store
 from mastwatch.store.postgres import describe_url
 from mastwatch.systemd import SystemdNotifier, watchdog_interval
@@ -244,6 +245,7 @@ class Daemon:
             on_enqueued=self.worker.wake,
             metrics=self.metrics,
             leases=leases,
+            shared_rules=SharedRules() if self._parse_pool is not None else None,
         )
         self._set_receivers()
         # digests and operator notices (issue 5, P2): pre-rendered messages, own outbox
@@ -281,6 +283,8 @@ class Daemon:
         await self.store.close()
         if self._parse_pool is not None:
             self._parse_pool.shutdown(wait=True, cancel_futures=True)
+        if self.pipeline.shared_rules is not None:
+            self.pipeline.shared_rules.close()
         log.info("daemon_stopped", exit_code=self._exit_code)
 
     def _set_receivers(self) -> None:

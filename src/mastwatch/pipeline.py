@@ -36,7 +36,8 @@ from mastwatch.sources.page import (
     repeat_empty_runs,
     selector_verdict,
 )
-from mastwatch.sources.parsing import ParseCall
+from mastwatch.sources.parsing import ParseAndMatch, ParseCall
+from mastwatch.sources.worker_rules import ItemMatches, SharedRules
 from mastwatch.store.base import Store
 from mastwatch.store.group_commit import GroupCommit
 from mastwatch.text import html_to_text, make_document
@@ -146,6 +147,8 @@ class Pipeline:
     on_enqueued: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
     leases: SourceLeases | None = None  # HA mode: claim each source before polling it
+    # set when ``executor`` is a process pool: its workers match what they parse
+    shared_rules: SharedRules | None = None
     _host_limits: dict[str, asyncio.Semaphore] | None = None
     # polls' decisions and commits, one batch at a time (see _commit_together)
     _commits: GroupCommit[_PollToCommit, int] | None = None
@@ -237,20 +240,29 @@ class Pipeline:
             log.debug("source_not_modified", source=source.id, reason=fetched.reason)
             return PollOutcome(source.id, "not_modified", page_selectors=verdict)
         try:
-            parsed = await self._parse(source, fetched)
+            parsed, premade = await self._parse(source, fetched)
         except FetchError as exc:
             failure = FetchFailed(reason=str(exc), failure_class="parse")
             return await self._record_failure(source, state, failure, now)
-        return await self._record_items(source, state, fetched, parsed, now)
+        return await self._record_items(source, state, fetched, parsed, now, premade=premade)
 
-    async def _parse(self, source: SourceConfig, fetched: Fetched) -> ParsedFeed | ParsedPage:
-        """Parse off the event loop: feedparser is CPU work and must not stall polling."""
+    async def _parse(
+        self, source: SourceConfig, fetched: Fetched
+    ) -> tuple[ParsedFeed | ParsedPage, ItemMatches | None]:
+        """Parse off the event loop: feedparser is CPU work and must not stall polling. A
+        parse worker also matches the items (with the rules in force now), if it can."""
         loop = asyncio.get_running_loop()
         call = ParseCall.of(source.id, fetched, page_selectors_of(source))
-        parsed = await loop.run_in_executor(self.executor, call)
+        ref = self.shared_rules.ref(self.rules()) if self.shared_rules is not None else None
+        premade: ItemMatches | None = None
+        if ref is None:
+            parsed = await loop.run_in_executor(self.executor, call)
+        else:
+            both = ParseAndMatch(call, ref, tuple(source.tags))
+            parsed, premade = await loop.run_in_executor(self.executor, both)
         if parsed.warning:
             log.info("feed_parse_warning", source=source.id, warning=parsed.warning)
-        return parsed
+        return parsed, premade
 
     async def _record_items(
         self,
@@ -259,10 +271,12 @@ class Pipeline:
         fetched: Fetched,
         parsed: ParsedFeed | ParsedPage,
         now: datetime,
+        *,
+        premade: ItemMatches | None = None,
     ) -> PollOutcome:
         new_items = await self._new_items(source, parsed.items)
         baseline = not state.baseline_done and self.config.baseline_of(source)
-        candidates = () if baseline else self._alerts_for(source, new_items, now)
+        candidates = () if baseline else self._alerts_for(source, new_items, now, premade)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
         empty = parsed.empty_selectors if isinstance(parsed, ParsedPage) else ()
@@ -298,12 +312,17 @@ class Pipeline:
         )
 
     def _alerts_for(
-        self, source: SourceConfig, items: tuple[Item, ...], now: datetime
+        self,
+        source: SourceConfig,
+        items: tuple[Item, ...],
+        now: datetime,
+        premade: ItemMatches | None = None,
     ) -> tuple[Candidate, ...]:
         ruleset = self.rules()
+        matches_of = self._matcher(ruleset, source, premade)
         found_all: list[Candidate] = []
         for item in items:
-            for found in match(ruleset, make_document(item, source.tags)):
+            for found in matches_of(item):
                 alert = make_alert(source, item, found, now)
                 self.metrics.alert_raised(alert)
                 found_all.append(Candidate(alert, found.labels, source.tags))
@@ -316,6 +335,17 @@ class Pipeline:
                     matched=list(found.matched),
                 )
         return tuple(found_all)
+
+    def _matcher(
+        self, ruleset: RuleSet, source: SourceConfig, premade: ItemMatches | None
+    ) -> Callable[[Item], Sequence[Match]]:
+        """An item's matches: those its parse worker made, if it made them with ``ruleset``
+        (not with the rules before a reload), else matched here."""
+        ref = self.shared_rules.ref(ruleset) if self.shared_rules is not None else None
+        if premade is not None and ref is not None and premade.rules_key == ref.key:
+            by_item = premade.by_item
+            return lambda item: by_item.get(item.key, ())
+        return lambda item: match(ruleset, make_document(item, source.tags))
 
     def _commit_queue(self) -> GroupCommit[_PollToCommit, int]:
         """Decide-and-commit one batch at a time: two sources polled together with the

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.page import PageSelectors, ParsedPage, parse_page
+from mastwatch.sources.worker_rules import ItemMatches, RulesRef, mark_as_worker, match_in_worker
 
 if TYPE_CHECKING:
     from mastwatch.sources.http import Fetched
@@ -80,6 +81,20 @@ class ParseCall:
         )
 
 
+@dataclass(frozen=True)
+class ParseAndMatch:
+    """A parse call whose items are matched too when it runs in a parse worker (see
+    :mod:`mastwatch.sources.worker_rules`); in a thread it only parses."""
+
+    parse: ParseCall
+    rules: RulesRef
+    source_tags: tuple[str, ...] = ()
+
+    def __call__(self) -> tuple[ParsedFeed | ParsedPage, ItemMatches | None]:
+        parsed = self.parse()
+        return parsed, match_in_worker(self.rules, parsed.items, self.source_tags)
+
+
 def resolve_workers(setting: int | str, cpus: int | None = None) -> int:
     """``parse_workers`` as a number: ``"auto"`` is one per CPU when there are several, and
     0 (parse in a thread) on a single CPU, where processes would only add overhead."""
@@ -102,7 +117,8 @@ def parse_pool(workers: int) -> ProcessPoolExecutor:
     """The process pool itself (no process starts until work is submitted)."""
     # forkserver, not fork: a forked worker would inherit the daemon's sockets (the web
     # endpoint, client connections), keeping them open after the daemon closes them. The
-    # fork server imports this module once; workers fork from it ready to parse.
+    # fork server imports this module once (the rules' matcher with it); workers fork from
+    # it ready to parse and match.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return ProcessPoolExecutor(
@@ -199,12 +215,14 @@ def _bind_worker_to_daemon(daemon_pid: int) -> None:
     wait for ever (and keep the fork server alive through the pipe it shares with it). So
     a thread waits for the daemon's exit and ends the worker then; the fork server, its
     last client gone, exits too, and PDEATHSIG ends a worker whose fork server is killed.
-    Ctrl-C and a stop signal sent to the whole process group are the daemon's to handle
+    It is marked as a worker, so that it matches what it parses. Ctrl-C and a stop signal
+    sent to the whole process group are the daemon's to handle
     (it shuts the pool down), so workers ignore them rather than die mid-parse. Workers
     only parse and never log, so they are detached from the daemon's output too."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    mark_as_worker()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_WRONLY)
