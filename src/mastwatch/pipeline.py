@@ -240,20 +240,23 @@ class Pipeline:
             log.debug("source_not_modified", source=source.id, reason=fetched.reason)
             return PollOutcome(source.id, "not_modified", page_selectors=verdict)
         try:
-            parsed, premade = await self._parse(source, fetched)
+            # a source's baseline poll raises no alerts: nothing for its worker to match
+            matching = not self._in_baseline(source, state)
+            parsed, premade = await self._parse(source, fetched, matching=matching)
         except FetchError as exc:
             failure = FetchFailed(reason=str(exc), failure_class="parse")
             return await self._record_failure(source, state, failure, now)
         return await self._record_items(source, state, fetched, parsed, now, premade=premade)
 
     async def _parse(
-        self, source: SourceConfig, fetched: Fetched
+        self, source: SourceConfig, fetched: Fetched, *, matching: bool
     ) -> tuple[ParsedFeed | ParsedPage, ItemMatches | None]:
-        """Parse off the event loop: feedparser is CPU work and must not stall polling. A
-        parse worker also matches the items (with the rules in force now), if it can."""
+        """Parse off the event loop: feedparser is CPU work and must not stall polling. If
+        ``matching``, a parse worker also matches the items (with the rules in force now)."""
         loop = asyncio.get_running_loop()
         call = ParseCall.of(source.id, fetched, page_selectors_of(source))
-        ref = self.shared_rules.ref(self.rules()) if self.shared_rules is not None else None
+        shared = self.shared_rules if matching else None
+        ref = shared.ref(self.rules()) if shared is not None else None
         premade: ItemMatches | None = None
         if ref is None:
             parsed = await loop.run_in_executor(self.executor, call)
@@ -275,7 +278,7 @@ class Pipeline:
         premade: ItemMatches | None = None,
     ) -> PollOutcome:
         new_items = await self._new_items(source, parsed.items)
-        baseline = not state.baseline_done and self.config.baseline_of(source)
+        baseline = self._in_baseline(source, state)
         candidates = () if baseline else self._alerts_for(source, new_items, now, premade)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
@@ -296,6 +299,11 @@ class Pipeline:
         )
         log.info("source_polled", **_fields(outcome), baseline=baseline)
         return outcome
+
+    def _in_baseline(self, source: SourceConfig, state: SourceState) -> bool:
+        """Whether this poll only records what the source holds (its first, when the
+        source is set to baseline): no alerts."""
+        return not state.baseline_done and self.config.baseline_of(source)
 
     async def _new_items(self, source: SourceConfig, items: tuple[Item, ...]) -> tuple[Item, ...]:
         """Items whose key is new, minus those whose text this source already showed (under
@@ -322,10 +330,11 @@ class Pipeline:
         matches_of = self._matcher(ruleset, source, premade)
         found_all: list[Candidate] = []
         for item in items:
-            for found in matches_of(item):
+            matches, title_signature = matches_of(item)
+            for found in matches:
                 alert = make_alert(source, item, found, now)
                 self.metrics.alert_raised(alert)
-                found_all.append(Candidate(alert, found.labels, source.tags))
+                found_all.append(Candidate(alert, found.labels, source.tags, title_signature))
                 log.info(
                     "rule_matched",
                     source=source.id,
@@ -338,14 +347,15 @@ class Pipeline:
 
     def _matcher(
         self, ruleset: RuleSet, source: SourceConfig, premade: ItemMatches | None
-    ) -> Callable[[Item], Sequence[Match]]:
-        """An item's matches: those its parse worker made, if it made them with ``ruleset``
-        (not with the rules before a reload), else matched here."""
+    ) -> Callable[[Item], tuple[Sequence[Match], tuple[int, ...] | None]]:
+        """An item's matches and, if made already, its title's fingerprint: those its parse
+        worker made, if it made them with ``ruleset`` (not with the rules before a reload),
+        else matched here (the fingerprint left to the policy)."""
         ref = self.shared_rules.ref(ruleset) if self.shared_rules is not None else None
         if premade is not None and ref is not None and premade.rules_key == ref.key:
-            by_item = premade.by_item
-            return lambda item: by_item.get(item.key, ())
-        return lambda item: match(ruleset, make_document(item, source.tags))
+            by_item, signatures = premade.by_item, premade.title_signatures
+            return lambda item: (by_item.get(item.key, ()), signatures.get(item.key))
+        return lambda item: (match(ruleset, make_document(item, source.tags)), None)
 
     def _commit_queue(self) -> GroupCommit[_PollToCommit, int]:
         """Decide-and-commit one batch at a time: two sources polled together with the

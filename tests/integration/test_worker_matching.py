@@ -3,7 +3,7 @@ rules in force: the real pipeline, a real process pool, loopback feeds, a real s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,12 +13,12 @@ import pytest
 
 from mastwatch.app import fetch_settings
 from mastwatch.config import Config, SourceConfig, load_config
-from mastwatch.model import DEFAULT_TIERS, Item, Match
+from mastwatch.model import DEFAULT_TIERS, Match
 from mastwatch.pipeline import Pipeline
-from mastwatch.policy.decide import Candidate
 from mastwatch.rules import RuleSet, load_rules
-from mastwatch.sources.feed import parse_feed
-from mastwatch.sources.http import Fetcher, make_session
+from mastwatch.sources.feed import ParsedFeed, parse_feed
+from mastwatch.sources.http import Fetched, Fetcher, make_session
+from mastwatch.sources.page import ParsedPage
 from mastwatch.sources.parsing import parse_pool
 from mastwatch.sources.worker_rules import ItemMatches, SharedRules
 from mastwatch.store.sqlite import SQLiteStore
@@ -69,33 +69,36 @@ class WatchedPipeline(Pipeline):
 
     premade: list[ItemMatches | None] = field(default_factory=list)
 
-    def _alerts_for(
-        self,
-        source: SourceConfig,
-        items: tuple[Item, ...],
-        now: datetime,
-        premade: ItemMatches | None = None,
-    ) -> tuple[Candidate, ...]:
+    async def _parse(
+        self, source: SourceConfig, fetched: Fetched, *, matching: bool
+    ) -> tuple[ParsedFeed | ParsedPage, ItemMatches | None]:
+        parsed, premade = await super()._parse(source, fetched, matching=matching)
         self.premade.append(premade)
-        return super()._alerts_for(source, items, now, premade)
+        return parsed, premade
 
 
-def _config(tmp_path: Path, feeds: FeedServer) -> Config:
+def _config(tmp_path: Path, feeds: FeedServer, *, baseline: bool = False) -> Config:
     sources = "".join(
         f'[[sources]]\nid = "feed-{n}"\nkind = "feed"\nurl = "{feeds.url(f"/{n}.xml")}"\n'
         'allow_private = true\ntags = ["japan"]\n'
         for n in range(FEEDS)
     )
     path = tmp_path / "config.toml"
-    path.write_text(f"[schedule]\nbaseline_new_sources = false\n{sources}", encoding="utf-8")
+    schedule = f"[schedule]\nbaseline_new_sources = {str(baseline).lower()}\n"
+    path.write_text(schedule + sources, encoding="utf-8")
     return load_config(path)
 
 
 async def _alerts(
-    tmp_path: Path, config: Config, ruleset: RuleSet, executor: Executor | None
+    tmp_path: Path,
+    config: Config,
+    ruleset: RuleSet,
+    executor: Executor | None,
+    between: Callable[[], None] | None = None,
 ) -> tuple[set[tuple[str, str, str]], list[ItemMatches | None]]:
-    """(source, item, rule) of every alert one poll of each source records, and the
-    matches each poll brought from its parse worker."""
+    """(source, item, rule) of every alert that polling each source records (twice, with
+    ``between`` called between the rounds, if one is given), and the matches each poll
+    brought from its parse worker."""
     shared = SharedRules() if executor is not None else None
     try:
         async with (
@@ -112,6 +115,11 @@ async def _alerts(
             )
             for source in config.sources:
                 assert (await pipeline.poll(source, NOW, force=True)).status == "ok"
+            if between is not None:
+                between()
+                for source in config.sources:
+                    outcome = await pipeline.poll(source, NOW, force=True)
+                    assert outcome.status in {"ok", "not_modified"}
             alerts = await store.alerts_since(NOW)
     finally:
         if shared is not None:
@@ -133,6 +141,34 @@ async def test_polls_through_the_workers_raise_the_alerts_the_loop_would(
     # the shipped rules fire on the Treasuries, tariff and G7 items of every feed
     assert {source for source, _item, _rule in by_workers} == {s.id for s in config.sources}
     assert len({item for _source, item, _rule in by_workers}) == 3 * FEEDS
+
+
+async def test_a_baseline_poll_asks_its_worker_for_no_matches(
+    tmp_path: Path, feeds: FeedServer, ruleset: RuleSet, pool: Executor
+) -> None:
+    config = _config(tmp_path, feeds, baseline=True)
+
+    def news_on_feed_0() -> None:
+        fresh = {"title": "US tariffs on Japanese steel doubled", "link": "https://x.example/s"}
+        items = [
+            fresh,
+            *(
+                {"title": title, "link": f"https://news0.example/{k}"}
+                for k, title in enumerate(TITLES)
+            ),
+        ]
+        feeds.update_feed("/0.xml", rss(items))
+
+    alerts, premade = await _alerts(tmp_path, config, ruleset, pool, news_on_feed_0)
+    first_round, second_round = premade[:FEEDS], premade[FEEDS:]
+    assert first_round == [None] * FEEDS  # the baseline round: nothing matched
+    # the second: only feed-0 changed (the others answered 304), and its worker matched
+    # its items, the new one among them
+    assert len(second_round) == 1 and second_round[0] is not None
+    assert "link:https://x.example/s" in second_round[0].by_item
+    assert {(source, item) for source, item, _rule in alerts} == {
+        ("feed-0", "link:https://x.example/s")
+    }
 
 
 async def test_matches_made_with_the_rules_before_a_reload_are_made_again(
@@ -158,13 +194,17 @@ async def test_matches_made_with_the_rules_before_a_reload_are_made_again(
             items = parse_feed(_body(0), source_id=source.id).items
             planted = Match("planted", "Planted", "high", ("x",))
             by_item = {item.key: (planted,) for item in items}
+            prints = {item.key: (1, 2, 3) for item in items}
 
-            current = pipeline._alerts_for(source, items, NOW, ItemMatches(ref.key, by_item))
-            stale = pipeline._alerts_for(source, items, NOW, ItemMatches("before", by_item))
+            made = ItemMatches(ref.key, by_item, prints)
+            current = pipeline._alerts_for(source, items, NOW, made)
+            stale = pipeline._alerts_for(source, items, NOW, ItemMatches("before", by_item, prints))
             own = pipeline._alerts_for(source, items, NOW, None)
     finally:
         shared.close()
     assert {c.alert.rule_id for c in current} == {"planted"}  # the workers' are taken
+    assert {c.title_signature for c in current} == {(1, 2, 3)}
+    assert {c.title_signature for c in stale} == {None}  # made by the policy, from the title
     assert [(c.alert.item_key, c.alert.rule_id) for c in stale] == [
         (c.alert.item_key, c.alert.rule_id) for c in own
     ]

@@ -13,6 +13,7 @@ from mastwatch.config import Config
 from mastwatch.model import Alert, MessageKind, Silence, Story
 from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
 from mastwatch.policy.routing import build_routing
+from mastwatch.policy.stories import signature
 
 KYODO_BOJ = "日銀が政策金利を0.5％に引き上げ（共同）"  # noqa: RUF001 (full-width, as published)
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
@@ -170,6 +171,20 @@ def test_japanese_titles_cluster() -> None:
     first, second = run_sequence(cfg, [(timedelta(0), [a]), (timedelta(minutes=5), [b])])
     assert first.stories[0].id == second.stories[0].id
     assert second.records[0].disposition == "threaded"
+
+
+def test_a_fingerprint_made_already_is_the_one_stories_use() -> None:
+    """A parse worker sends a matched item's title fingerprint with its matches; decide
+    takes it as given (and makes one only when none came)."""
+    cfg = config()
+    a = cand("nhk")
+    unlike = cand("reuters", "Toyota unveils a new electric car")
+    same_print = replace(unlike, title_signature=signature(a.alert.title))
+    first, second = run_sequence(cfg, [(timedelta(0), [a]), (timedelta(minutes=5), [unlike])])
+    assert first.stories[0].id != second.stories[0].id
+    first, second = run_sequence(cfg, [(timedelta(0), [a]), (timedelta(minutes=5), [same_print])])
+    assert first.stories[0].id == second.stories[0].id
+    assert second.stories[0].signature == signature(a.alert.title)
 
 
 def test_story_window_ends_clustering() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mastwatch.model import Match
+from mastwatch.policy.stories import signature
 from mastwatch.rules import MatchNode, Rule, RuleSet, compile_rules, match
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.page import ParsedPage
@@ -108,6 +109,9 @@ def test_a_worker_matches_what_it_parses_as_the_daemon_would(
     assert matched.rules_key == ref.key
     assert matched.by_item == expected(TARIFFS, parsed)
     assert set(matched.by_item) == {"guid:1", "guid:3"}  # the tag-filtered rule included
+    assert matched.title_signatures == {  # for story finding, of matched items only
+        item.key: signature(item.title) for item in parsed.items if item.key in matched.by_item
+    }
 
 
 def test_a_worker_follows_a_reload(pool: ProcessPoolExecutor, shared: SharedRules) -> None:

@@ -50,6 +50,9 @@ class Candidate:
     alert: Alert
     labels: tuple[tuple[str, str], ...] = ()
     source_tags: tuple[str, ...] = ()
+    # the title's fingerprint (stories.signature), when made already (by the parse worker
+    # that matched the item); else decide makes it
+    title_signature: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,9 @@ def _join_story(work: _Work, candidate: Candidate) -> tuple[Story, bool, bool]:
     this source is new to it."""
     alert = candidate.alert
     stories = work.config.stories
-    sig = signature(alert.title)
+    sig = candidate.title_signature
+    if sig is None:
+        sig = signature(alert.title)
     found = None
     if stories.enabled:
         found = find_story(
