@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import bench_matching as matching
 from bench import peers as peers_bench
-from bench.bench_daemon import DAEMON_PARTS, QUICK, REPEATS, Figure, Plan, run_all
+from bench.bench_daemon import DAEMON_PARTS, QUICK, Figure, Plan, run_all
 from bench.farm import Farm
 from bench.parsers import (
     Comparison,
@@ -33,7 +33,7 @@ from bench.parsers import (
     corpus_bodies,
     load_fastfeedparser,
 )
-from bench.peers import PeersRun, run_peers
+from bench.peers import ROUNDS, PeersRun, run_peers
 from mastwatch.text import make_document
 
 
@@ -131,7 +131,7 @@ def peer_figures(plan: Plan, quick: bool) -> tuple[PeersRun | None, list[Figure]
     not starting, say) must not throw away the figures of the other parts."""
     try:
         peers = asyncio.run(
-            run_peers(plan.cold_feeds, plan.cold_items, rounds=1 if quick else REPEATS)
+            run_peers(plan.cold_feeds, plan.cold_items, rounds=1 if quick else ROUNDS)
         )
     except Exception as error:  # reported in the table instead
         return None, [Figure("peers", "not measured", f"failed: {error!r}"[:300], "", None)]

@@ -75,7 +75,10 @@ def _ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "n/a"
 
 
-REPEATS = 3  # each cycle and baseline runs this many times; the median is reported
+# Each cycle and baseline runs this many times; the median is reported. Five, not three:
+# on the shared machine single cold cycles of one build ranged over 2.14-3.01 s in one run
+# (bench/changes.md, eighth session), and a median of three moved with one slow reading.
+REPEATS = 5
 
 
 def _median_run(runs: Sequence[DaemonRun], measure: Callable[[DaemonRun], float]) -> DaemonRun:
