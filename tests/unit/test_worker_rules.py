@@ -4,11 +4,13 @@ daemon does itself. The workers here are real processes from the daemon's own po
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from mastwatch.model import Match
 from mastwatch.policy.stories import signature
@@ -87,6 +89,21 @@ def test_each_rule_set_is_written_once_and_the_last_two_are_kept(shared: SharedR
     directory = Path(third.path).parent
     shared.close()
     assert not directory.exists()
+
+
+def test_rules_that_cannot_be_written_leave_matching_to_the_daemon_said_once(
+    shared: SharedRules, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    with capture_logs() as logs:
+        assert shared.ref(TARIFFS) is None
+        assert shared.ref(TARIFFS) is None  # not tried again on every poll
+    [warning] = [entry for entry in logs if entry["event"] == "worker_rules_unavailable"]
+    assert warning["log_level"] == "warning"
+    assert "no-such-directory" in warning["error"]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ref = shared.ref(WEATHER)  # the next rule set (a reload) tries again
+    assert ref is not None and Path(ref.path).exists()
 
 
 def test_the_same_rules_loaded_again_keep_their_key(shared: SharedRules) -> None:

@@ -29,12 +29,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from mastwatch.model import Item, Match
 from mastwatch.policy.stories import signature
 from mastwatch.rules import RuleSet, compile_rules, match
 from mastwatch.text import make_document
 
 __all__ = ["ItemMatches", "RulesRef", "SharedRules", "mark_as_worker", "match_in_worker"]
+
+log = structlog.get_logger(__name__)  # the daemon's side only: workers never log
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +71,27 @@ class SharedRules:
 
     def __init__(self) -> None:
         self._directory: Path | None = None
-        self._current: tuple[RuleSet, RulesRef] | None = None
+        self._current: tuple[RuleSet, RulesRef | None] | None = None
         self._kept: list[RulesRef] = []
 
     def ref(self, ruleset: RuleSet) -> RulesRef | None:
         """The reference to ``ruleset`` for a parse call, its file written on first use;
-        None if it cannot be written (the daemon then matches every item itself)."""
+        None if it cannot be written (the daemon then matches every item itself, and
+        tries again with the next rule set, not on every poll)."""
         if self._current is not None and self._current[0] is ruleset:
             return self._current[1]
+        ref: RulesRef | None = None
         try:
             ref = self._write(pickle.dumps(ruleset.rules, protocol=pickle.HIGHEST_PROTOCOL))
-        except (OSError, pickle.PicklingError):
-            return None
+        except (OSError, pickle.PicklingError) as exc:
+            log.warning(
+                "worker_rules_unavailable",
+                error=f"{type(exc).__name__}: {exc}",
+                effect="parse workers do not match; the daemon matches every item itself",
+            )
         self._current = (ruleset, ref)
-        self._keep(ref)
+        if ref is not None:
+            self._keep(ref)
         return ref
 
     def _write(self, pickled: bytes) -> RulesRef:
