@@ -4,6 +4,7 @@ daemon does itself. The workers here are real processes from the daemon's own po
 
 from __future__ import annotations
 
+import pickle
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -148,6 +149,10 @@ def test_a_worker_without_its_rules_still_parses_and_leaves_matching_to_the_daem
     parsed, matched = in_worker(pool, missing)
     assert len(parsed.items) == 3
     assert matched is None
+    # a set that could not be loaded is not tried again with every body (a compile may
+    # take seconds), even should its file turn up
+    Path(missing.path).write_bytes(pickle.dumps(TARIFFS.rules))
+    assert in_worker(pool, missing)[1] is None
     garbage = tmp_path / "garbage.pickle"
     garbage.write_bytes(b"not a pickle")
     parsed, matched = in_worker(pool, RulesRef("garbage", str(garbage)))

@@ -119,9 +119,11 @@ class SharedRules:
 
 # -- the worker's side ----------------------------------------------------------------------
 
-_in_worker = False  # set in parse workers only: a call run in a thread of the daemon matches
-# nothing (the daemon matches, as it holds the compiled set already)
+# Set in parse workers only: a call run in a thread of the daemon matches nothing (the
+# daemon matches, as it holds the compiled set already).
+_in_worker = False
 _compiled: tuple[str, RuleSet] | None = None  # (key, rule set) last compiled here
+_unusable: str | None = None  # the key of a set that could not be loaded here: not retried
 
 
 def mark_as_worker() -> None:
@@ -135,7 +137,7 @@ def match_in_worker(
 ) -> ItemMatches | None:
     """The items' matches under the rule set ``ref`` names, or None: outside a parse worker,
     or when the rules cannot be loaded or matching fails (the daemon then matches)."""
-    if not _in_worker:
+    if not _in_worker or ref.key == _unusable:
         return None
     try:
         ruleset = _ruleset(ref)
@@ -152,9 +154,13 @@ def match_in_worker(
 
 
 def _ruleset(ref: RulesRef) -> RuleSet:
-    global _compiled  # noqa: PLW0603 - this worker's one compiled set
+    global _compiled, _unusable  # noqa: PLW0603 - this worker's one compiled set
     if _compiled is None or _compiled[0] != ref.key:
         _compiled = None  # the old set's memory goes before the new one is built
-        rules = pickle.loads(Path(ref.path).read_bytes())  # noqa: S301 - our own 0700 dir
-        _compiled = (ref.key, compile_rules(rules))
+        try:
+            rules = pickle.loads(Path(ref.path).read_bytes())  # noqa: S301 - our 0700 dir
+            _compiled = (ref.key, compile_rules(rules))
+        except Exception:
+            _unusable = ref.key  # a compile may take seconds: not again for every body
+            raise
     return _compiled[1]
