@@ -3,6 +3,7 @@ rules in force: the real pipeline, a real process pool, loopback feeds, a real s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -89,6 +90,30 @@ def _config(tmp_path: Path, feeds: FeedServer, *, baseline: bool = False) -> Con
     return load_config(path)
 
 
+@contextlib.asynccontextmanager
+async def _pipeline(
+    tmp_path: Path,
+    config: Config,
+    ruleset: RuleSet,
+    executor: Executor | None,
+    shared: SharedRules | None,
+) -> AsyncIterator[tuple[WatchedPipeline, SQLiteStore]]:
+    """The real pipeline on a real store, fetching from the loopback feeds."""
+    async with (
+        SQLiteStore(tmp_path / "db.sqlite") as store,
+        make_session(fetch_settings(config), allow_private=True) as session,
+    ):
+        pipeline = WatchedPipeline(
+            config=config,
+            store=store,
+            fetcher=Fetcher(session, fetch_settings(config)),
+            rules=lambda: ruleset,
+            executor=executor,
+            shared_rules=shared,
+        )
+        yield pipeline, store
+
+
 async def _alerts(
     tmp_path: Path,
     config: Config,
@@ -101,18 +126,7 @@ async def _alerts(
     brought from its parse worker."""
     shared = SharedRules() if executor is not None else None
     try:
-        async with (
-            SQLiteStore(tmp_path / "db.sqlite") as store,
-            make_session(fetch_settings(config), allow_private=True) as session,
-        ):
-            pipeline = WatchedPipeline(
-                config=config,
-                store=store,
-                fetcher=Fetcher(session, fetch_settings(config)),
-                rules=lambda: ruleset,
-                executor=executor,
-                shared_rules=shared,
-            )
+        async with _pipeline(tmp_path, config, ruleset, executor, shared) as (pipeline, store):
             for source in config.sources:
                 assert (await pipeline.poll(source, NOW, force=True)).status == "ok"
             if between is not None:
@@ -178,17 +192,7 @@ async def test_matches_made_with_the_rules_before_a_reload_are_made_again(
     source = config.sources[0]
     shared = SharedRules()
     try:
-        async with (
-            SQLiteStore(tmp_path / "db.sqlite") as store,
-            make_session(fetch_settings(config), allow_private=True) as session,
-        ):
-            pipeline = Pipeline(
-                config=config,
-                store=store,
-                fetcher=Fetcher(session, fetch_settings(config)),
-                rules=lambda: ruleset,
-                shared_rules=shared,
-            )
+        async with _pipeline(tmp_path, config, ruleset, None, shared) as (pipeline, _store):
             ref = shared.ref(ruleset)
             assert ref is not None
             items = parse_feed(_body(0), source_id=source.id).items
