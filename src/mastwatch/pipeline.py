@@ -239,14 +239,16 @@ class Pipeline:
             await self.store.save_source_state(new_state)
             log.debug("source_not_modified", source=source.id, reason=fetched.reason)
             return PollOutcome(source.id, "not_modified", page_selectors=verdict)
+        # a source's baseline poll raises no alerts: nothing for its worker to match
+        baseline = not state.baseline_done and self.config.baseline_of(source)
         try:
-            # a source's baseline poll raises no alerts: nothing for its worker to match
-            matching = not self._in_baseline(source, state)
-            parsed, premade = await self._parse(source, fetched, matching=matching)
+            parsed, premade = await self._parse(source, fetched, matching=not baseline)
         except FetchError as exc:
             failure = FetchFailed(reason=str(exc), failure_class="parse")
             return await self._record_failure(source, state, failure, now)
-        return await self._record_items(source, state, fetched, parsed, now, premade=premade)
+        return await self._record_items(
+            source, state, fetched, parsed, now, premade=premade, baseline=baseline
+        )
 
     async def _parse(
         self, source: SourceConfig, fetched: Fetched, *, matching: bool
@@ -275,10 +277,12 @@ class Pipeline:
         parsed: ParsedFeed | ParsedPage,
         now: datetime,
         *,
-        premade: ItemMatches | None = None,
+        premade: ItemMatches | None,
+        baseline: bool,
     ) -> PollOutcome:
+        """``baseline``: the source's baseline poll, which records items and raises no
+        alerts; ``premade``: the items' matches, if its parse worker made them."""
         new_items = await self._new_items(source, parsed.items)
-        baseline = self._in_baseline(source, state)
         candidates = () if baseline else self._alerts_for(source, new_items, now, premade)
         new_state = self._succeeded(source, state, now, fetched)
         new_state.baseline_done = True
@@ -299,11 +303,6 @@ class Pipeline:
         )
         log.info("source_polled", **_fields(outcome), baseline=baseline)
         return outcome
-
-    def _in_baseline(self, source: SourceConfig, state: SourceState) -> bool:
-        """Whether this poll only records what the source holds (its first, when the
-        source is set to baseline): no alerts."""
-        return not state.baseline_done and self.config.baseline_of(source)
 
     async def _new_items(self, source: SourceConfig, items: tuple[Item, ...]) -> tuple[Item, ...]:
         """Items whose key is new, minus those whose text this source already showed (under
