@@ -35,6 +35,7 @@ from mastwatch.config import (
 from mastwatch.delivery import DeliveryWorker, utc_now
 from mastwatch.errors import MastwatchError
 from mastwatch.log import redactor, set_replica
+from mastwatch.messages import MessageWorker, make_senders
 from mastwatch.metrics import Metrics, UnservedMetrics
 from mastwatch.model import Delivery, SourceState
 from mastwatch.notify.base import Notifier
@@ -43,7 +44,6 @@ from mastwatch.notify.email import EmailNotifier
 from mastwatch.notify.slack import SlackNotifier
 from mastwatch.pipeline import Pipeline, PollOutcome
 from mastwatch.policy.digest import make_trigger, run_digest
-from mastwatch.policy.messages import MessageWorker, make_senders
 from mastwatch.policy.notices import Notices
 from mastwatch.policy.routing import build_routing, describe
 from mastwatch.replica import SourceLeases, heartbeat_loop, replica_id

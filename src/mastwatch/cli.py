@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--config", type=Path, help="with --source: the config holding it")
     inspect.add_argument("--source", metavar="ID", help="a configured source (feed or page)")
     _add_report_commands(sub)
-    from mastwatch.policy.silence_cli import add_silence_parser  # noqa: PLC0415
+    from mastwatch.silence_cli import add_silence_parser  # noqa: PLC0415
 
     add_silence_parser(sub)
     from mastwatch.policy.routes_cli import add_routes_parser  # noqa: PLC0415
@@ -424,7 +424,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
-    from mastwatch.policy.silence_cli import cmd_silence as run  # noqa: PLC0415
+    from mastwatch.silence_cli import cmd_silence as run  # noqa: PLC0415
 
     return run(args)
 

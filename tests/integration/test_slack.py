@@ -12,9 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from mastwatch.errors import PermanentDeliveryError, RetryableDeliveryError
+from mastwatch.messages import slack_blocks
 from mastwatch.model import Alert, Delivery, Message
 from mastwatch.notify.slack import SlackNotifier
-from mastwatch.policy.messages import slack_blocks
 from mastwatch.testing.slack import LocalSlackServer
 
 TOKEN = "xoxb-test-0000-secret"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mastwatch.messages import SLACK_MAX_BLOCKS, SLACK_SECTION_MAX, slack_blocks
 from mastwatch.model import Message
-from mastwatch.policy.messages import SLACK_MAX_BLOCKS, SLACK_SECTION_MAX, slack_blocks
 
 HOSTILE = "<!channel> <https://evil.example|bank> *bold* _it_ ~gone~ `code`"
 

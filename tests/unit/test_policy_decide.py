@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mastwatch.config import Config
+from mastwatch.fingerprint import signature
 from mastwatch.model import Alert, MessageKind, Silence, Story
 from mastwatch.policy.decide import Candidate, Decisions, PolicyState, decide
 from mastwatch.policy.routing import build_routing
-from mastwatch.policy.stories import signature
 
 KYODO_BOJ = "日銀が政策金利を0.5％に引き上げ（共同）"  # noqa: RUF001 (full-width, as published)
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo

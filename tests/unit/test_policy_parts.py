@@ -9,12 +9,13 @@ import pytest
 from test_policy_decide import cand
 
 from mastwatch.config import Config, QuietHours, ThrottleConfig
+from mastwatch.fingerprint import normalise_title, signature
 from mastwatch.model import Receiver
 from mastwatch.policy.facts import alert_facts, facts_match
 from mastwatch.policy.quiet import quiet_until
 from mastwatch.policy.routes_cli import explain_lines, parse_facts
 from mastwatch.policy.routing import build_routing, describe
-from mastwatch.policy.stories import normalise_link, normalise_title, signature, similarity
+from mastwatch.policy.stories import normalise_link, similarity
 from mastwatch.policy.throttle import flood_limit, flood_window, may_realert, realert_interval
 
 

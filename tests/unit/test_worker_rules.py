@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from mastwatch.fingerprint import signature
 from mastwatch.model import Match
-from mastwatch.policy.stories import signature
 from mastwatch.rules import MatchNode, Rule, RuleSet, compile_rules, match
 from mastwatch.sources.feed import ParsedFeed, parse_feed
 from mastwatch.sources.page import ParsedPage

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from mastwatch.config import Config, EscalationConfig
+from mastwatch.fingerprint import signature
 from mastwatch.model import (
     Alert,
     AlertRecord,
@@ -37,7 +38,7 @@ from mastwatch.policy.facts import alert_facts
 from mastwatch.policy.quiet import quiet_until
 from mastwatch.policy.routing import Route, Routing
 from mastwatch.policy.silences import silenced_by
-from mastwatch.policy.stories import find_story, normalise_link, reported_by, signature, story_id
+from mastwatch.policy.stories import find_story, normalise_link, reported_by, story_id
 from mastwatch.policy.throttle import flood_limit, flood_window, may_realert, realert_interval
 
 Target = tuple[str, str]  # (channel, target) of a receiver
@@ -50,7 +51,7 @@ class Candidate:
     alert: Alert
     labels: tuple[tuple[str, str], ...] = ()
     source_tags: tuple[str, ...] = ()
-    # the title's fingerprint (stories.signature), when made already (by the parse worker
+    # the title's fingerprint (fingerprint.signature), when made already (by the parse worker
     # that matched the item); else decide makes it
     title_signature: tuple[int, ...] | None = None
 

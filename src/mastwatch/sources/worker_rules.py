@@ -31,8 +31,8 @@ from pathlib import Path
 
 import structlog
 
+from mastwatch.fingerprint import signature
 from mastwatch.model import Item, Match
-from mastwatch.policy.stories import signature
 from mastwatch.rules import RuleSet, compile_rules, match
 from mastwatch.text import make_document
 
@@ -54,7 +54,7 @@ class RulesRef:
 class ItemMatches:
     """A document's matches as a worker made them: by item key (keys are unique within a
     document), items without a match left out, and the key of the rule set used. A matched
-    item's title fingerprint for story finding comes too (``policy.stories.signature``,
+    item's title fingerprint for story finding comes too (``fingerprint.signature``,
     76 us a title: as much again as matching it)."""
 
     rules_key: str
