@@ -7,7 +7,6 @@ and are how a lower module names a type defined above it.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,20 +24,18 @@ def _unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
-def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
-    """Every node of ``tree`` outside ``if TYPE_CHECKING:`` blocks."""
-    for node in ast.iter_child_nodes(tree):
+def _without_type_checking(tree: ast.Module) -> ast.Module:
+    """``tree`` with the bodies of its ``if TYPE_CHECKING:`` blocks emptied."""
+    for node in ast.walk(tree):
         if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
-            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
-            continue
-        yield node
-        yield from _runtime_nodes(node)
+            node.body = []
+    return tree
 
 
 def _imports(path: Path) -> set[str]:
     """The mastwatch modules ``path`` imports at run time (function-level imports too)."""
     found: set[str] = set()
-    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_without_type_checking(ast.parse(path.read_text(encoding="utf-8")))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
         elif isinstance(node, ast.Import):

@@ -216,9 +216,9 @@ def _bind_worker_to_daemon(daemon_pid: int) -> None:
     a thread waits for the daemon's exit and ends the worker then; the fork server, its
     last client gone, exits too, and PDEATHSIG ends a worker whose fork server is killed.
     It is marked as a worker, so that it matches what it parses. Ctrl-C and a stop signal
-    sent to the whole process group are the daemon's to handle
-    (it shuts the pool down), so workers ignore them rather than die mid-parse. Workers
-    only parse and never log, so they are detached from the daemon's output too."""
+    sent to the whole process group are the daemon's to handle (it shuts the pool down),
+    so workers ignore them rather than die mid-parse. Workers only parse and match, and
+    never log, so they are detached from the daemon's output too."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
