@@ -68,7 +68,7 @@ def match_in_steps(ruleset: RuleSet, doc: Document, into: Pass) -> list[Match]:
         candidates.update(ruleset.always_candidates)
     fired = _firing(ruleset, scan, candidates) if candidates else []
     decided = clock()
-    matches = [explain(scan, position) for position in fired]
+    matches = explain(scan, fired)
     explained = clock()
     seconds = into.seconds
     seconds["scan"] += scanned - started

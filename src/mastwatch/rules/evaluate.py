@@ -431,34 +431,44 @@ Found = dict[tuple[str, int, int, int], None]  # evidence in order: written, fie
 _make = tuple.__new__
 
 
-def explain(scan: Scan, position: int) -> Match:
-    """The :class:`Match` of the rule at ``position``, known to fire: every find of its
-    terms outside ``none`` branches (for a proximity, in the fields where it holds), in
-    rule order."""
+def explain(scan: Scan, fired: Sequence[int]) -> list[Match]:
+    """The :class:`Match` of each rule at the positions ``fired``, each known to fire, in
+    that order: every find of its terms outside ``none`` branches (for a proximity, in the
+    fields where it holds), in rule order. One call for all of an item's matches, so what
+    every match reads of the scan and the table is looked up once."""
     table = scan.ruleset.explain_table
-    at = table.at[position]
-    if at < 0:
-        return _explain_by_plan(scan, scan.ruleset.compiled[position])
-    # literals only: the rule's steps from the packed table (see ExplainTable), each
-    # looked up among the terms found; no two steps share a term or a spelling, so no
-    # evidence repeats
-    ints, objects, found, hits = table.ints, table.objects, scan.found, scan.hits
-    steps, first = ints[at], ints[at + 1]
-    masks = at + 2 + steps  # where the first step's fields mask is
-    spellings = first + 4  # where the first step's spelling is
-    evidence: list[Evidence] = []
-    matched = []
-    # the step's index counted by enumerate (a small, cached int) and added to an offset
-    # only for a term found: two running offsets into the long table made two new ints
-    # for every step, found or not (7 % of the call, counted with callgrind)
-    for step, term in enumerate(ints[at + 2 : masks]):
-        if term in found and found[term] & (mask := ints[masks + step]):
-            written = objects[spellings + step]
-            matched.append(written)
-            for field, start, end in hits[term]:
-                if 1 << field & mask:
-                    evidence.append(_make(Evidence, (written, FIELDS[field], start, end)))
-    return _match(objects[first:spellings], tuple(matched), evidence)
+    at_of, ints, objects, found, hits = table.at, table.ints, table.objects, scan.found, scan.hits
+    matches = []
+    for position in fired:
+        at = at_of[position]
+        if at < 0:
+            matches.append(_explain_by_plan(scan, scan.ruleset.compiled[position]))
+            continue
+        # literals only: the rule's steps from the packed table (see ExplainTable), each
+        # looked up among the terms found; no two steps share a term or a spelling, so no
+        # evidence repeats
+        steps, first = ints[at], ints[at + 1]
+        masks = at + 2 + steps  # where the first step's fields mask is
+        spellings = first + 4  # where the first step's spelling is
+        evidence: list[Evidence] = []
+        matched = []
+        # the step's index counted by enumerate (a small, cached int) and added to an
+        # offset only for a term found: two running offsets into the long table made two
+        # new ints for every step, found or not (7 % of the call, counted with callgrind)
+        for step, term in enumerate(ints[at + 2 : masks]):
+            if term in found and found[term] & (mask := ints[masks + step]):
+                written = objects[spellings + step]
+                matched.append(written)
+                for field, start, end in hits[term]:
+                    if 1 << field & mask:
+                        evidence.append(_make(Evidence, (written, FIELDS[field], start, end)))
+        if len(evidence) > MAX_EVIDENCE:
+            del evidence[MAX_EVIDENCE:]
+        rule_id, title, tier, labels = objects[first:spellings]
+        matches.append(
+            _make(Match, (rule_id, title, tier, tuple(matched), labels, tuple(evidence)))
+        )
+    return matches
 
 
 def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
@@ -527,7 +537,7 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
     fired = _firing(ruleset, scan, candidates)
     if not fired:  # most items with candidates at all
         return []
-    return [explain(scan, position) for position in fired]
+    return explain(scan, fired)
 
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
@@ -563,7 +573,11 @@ def _branches_hold(scan: Scan, rest: tuple[Any, ...]) -> bool:
     """Whether the branches a rule decided by bits leaves to evaluate hold (see
     ``BranchBits.rests``): the root's fields mask, then the branches."""
     mask = rest[0]
-    return all(scan._child_holds(branch, mask) for branch in rest[1:])
+    # a loop, not all() over a generator: no generator made and resumed per branch
+    for branch in rest[1:]:  # noqa: SIM110
+        if not scan._child_holds(branch, mask):
+            return False
+    return True
 
 
 def _others_firing(ruleset: RuleSet, scan: Scan, candidates: list[int]) -> list[int]:
