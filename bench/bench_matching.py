@@ -181,7 +181,7 @@ class Row:
     matches: int
     naive_items: int
     naive_items_per_second: float
-    pass_seconds: tuple[float, ...] = ()  # every compiled pass, in the order they ran
+    pass_seconds: tuple[float, ...]  # every compiled pass, in the order they ran
 
     @property
     def speedup(self) -> float:
