@@ -216,7 +216,8 @@ def measure_sizes(rule_sets: Sequence[Sequence[Rule]], docs: Sequence[Document])
     and each size keeps its best: on a shared machine the speed drifts over minutes (other
     tenants' load, the CPU cache they leave), and measured one size after the other a
     ratio between sizes would compare different machines. Taking turns, every size sees
-    the same ones."""
+    the same ones. Every pass's time is kept too (``Row.pass_seconds``), so the verdict
+    can show how far the ratio moves from one round to the next."""
     compiled, compile_seconds, matches = [], [], []
     for rules in rule_sets:
         started = time.perf_counter()
