@@ -9,8 +9,7 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Collection, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from typing import Any
 
 from mastwatch.model import Document, Evidence, Item, Match
@@ -434,62 +433,60 @@ _make = tuple.__new__
 def explain(scan: Scan, fired: Sequence[int]) -> list[Match]:
     """The :class:`Match` of each rule at the positions ``fired``, each known to fire, in
     that order: every find of its terms outside ``none`` branches (for a proximity, in the
-    fields where it holds), in rule order. One call for all of an item's matches, so what
-    every match reads of the scan and the table is looked up once."""
-    table = scan.ruleset.explain_table
+    fields where it holds), in rule order, the first MAX_EVIDENCE of them. One call for all
+    of an item's matches, so what every match reads of the scan and the table is looked
+    up once."""
+    ruleset = scan.ruleset
+    table = ruleset.explain_table
     at_of, ints, objects, found, hits = table.at, table.ints, table.objects, scan.found, scan.hits
     matches = []
     for position in fired:
         at = at_of[position]
         if at < 0:
-            matches.append(_explain_by_plan(scan, scan.ruleset.compiled[position]))
-            continue
-        # literals only: the rule's steps from the packed table (see ExplainTable), each
-        # looked up among the terms found; no two steps share a term or a spelling, so no
-        # evidence repeats
-        steps, first = ints[at], ints[at + 1]
-        masks = at + 2 + steps  # where the first step's fields mask is
-        spellings = first + 4  # where the first step's spelling is
-        evidence: list[Evidence] = []
-        matched = []
-        # the step's index counted by enumerate (a small, cached int) and added to an
-        # offset only for a term found: two running offsets into the long table made two
-        # new ints for every step, found or not (7 % of the call, counted with callgrind)
-        for step, term in enumerate(ints[at + 2 : masks]):
-            if term in found and found[term] & (mask := ints[masks + step]):
-                written = objects[spellings + step]
-                matched.append(written)
-                for field, start, end in hits[term]:
-                    if 1 << field & mask:
-                        evidence.append(_make(Evidence, (written, FIELDS[field], start, end)))
+            header, matched, evidence = _plan_explanation(scan, ruleset.compiled[position])
+        else:
+            # literals only: the rule's steps from the packed table (see ExplainTable),
+            # each looked up among the terms found; no two steps share a term or a
+            # spelling, so no evidence repeats
+            steps, first = ints[at], ints[at + 1]
+            masks = at + 2 + steps  # where the first step's fields mask is
+            spellings = first + 4  # where the first step's spelling is
+            header = objects[first:spellings]
+            evidence = []
+            written_found = []
+            # the step's index counted by enumerate (a small, cached int) and added to an
+            # offset only for a term found: two running offsets into the long table made
+            # two new ints for every step, found or not (7 % of the call, by callgrind)
+            for step, term in enumerate(ints[at + 2 : masks]):
+                if term in found and found[term] & (mask := ints[masks + step]):
+                    written = objects[spellings + step]
+                    written_found.append(written)
+                    for field, start, end in hits[term]:
+                        if 1 << field & mask:
+                            evidence.append(_make(Evidence, (written, FIELDS[field], start, end)))
+            matched = tuple(written_found)
         if len(evidence) > MAX_EVIDENCE:
             del evidence[MAX_EVIDENCE:]
-        rule_id, title, tier, labels = objects[first:spellings]
-        matches.append(
-            _make(Match, (rule_id, title, tier, tuple(matched), labels, tuple(evidence)))
-        )
+        rule_id, title, tier, labels = header
+        matches.append(_make(Match, (rule_id, title, tier, matched, labels, tuple(evidence))))
     return matches
 
 
-def _explain_by_plan(scan: Scan, compiled: CompiledRule) -> Match:
-    """:func:`explain` for rules with patterns or proximity: the whole plan, step by step."""
+def _plan_explanation(
+    scan: Scan, compiled: CompiledRule
+) -> tuple[Sequence[object], tuple[object, ...], list[Evidence]]:
+    """For :func:`explain`, a rule with patterns or proximity: its header (id, title, tier
+    and labels), its terms found and their evidence, from the whole plan step by step,
+    repeats dropped."""
     steps: Found = {}
     _plan_evidence(scan, compiled.evidence_plan, steps)
-    found = {
-        _make(Evidence, (written, FIELDS[field], start, end)): None
-        for written, field, start, end in steps
-    }
-    return _match(compiled.header, tuple(dict.fromkeys([key[0] for key in steps])), found)
-
-
-def _match(
-    header: Sequence[object], matched: tuple[object, ...], found: Collection[Evidence]
-) -> Match:
-    """The Match of a rule: its ``header`` (id, title, tier and labels), ``matched`` and the
-    first MAX_EVIDENCE of ``found``."""
-    rule_id, title, tier, labels = header
-    evidence = tuple(found) if len(found) <= MAX_EVIDENCE else tuple(islice(found, MAX_EVIDENCE))
-    return _make(Match, (rule_id, title, tier, matched, labels, evidence))
+    evidence = list(
+        dict.fromkeys(
+            _make(Evidence, (written, FIELDS[field], start, end))
+            for written, field, start, end in steps
+        )
+    )
+    return compiled.header, tuple(dict.fromkeys([key[0] for key in steps])), evidence
 
 
 def _plan_evidence(
