@@ -32,9 +32,13 @@ __all__ = [
 # (soft hyphen, zero-width space/joiners, word joiner, BOM); untrusted feeds could use them
 # to slip a term past the matcher.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+# A lone surrogate (a JSON feed's "\ud83d" without its pair) is no character: the rule
+# automaton reads texts as UTF-8, which cannot hold one, so it reads as U+FFFD instead
+# (one for one: offsets stay as they were).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # translate() looks every character up in its map (14 us for a Japanese summary here);
-# one search for these six is 1 us and usually finds none
-_HAS_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# one search for these six and the surrogates is 1 us and usually finds none
+_HAS_UNUSUAL = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff\ud800-\udfff]")
 
 # Han, kana and Hangul, in their normal and half-width forms. Full-width Latin letters and
 # digits are not listed: NFKC turns them into ASCII, and they are not a CJK script.
@@ -87,8 +91,8 @@ def normalize_cased(text: str) -> str:
     makes nor removes whitespace.
     """
     if not text.isascii():  # ASCII is NFKC already and holds no invisible characters
-        if _HAS_INVISIBLE.search(text):
-            text = text.translate(_INVISIBLE)
+        if _HAS_UNUSUAL.search(text):
+            text = _SURROGATE.sub("\ufffd", text.translate(_INVISIBLE))
         text = unicodedata.normalize("NFKC", text)
     # split() and strip() know the same whitespace as the regex's \s (str.isspace), and
     # joining the split words is a third of the cost of substituting runs, per item field

@@ -93,6 +93,14 @@ def test_term_matching(term: str, text: str, expected: bool) -> None:
     assert fires({"any": [term]}, text) is expected
 
 
+def test_a_lone_surrogate_in_the_text_or_a_term_is_read_as_a_replacement_character() -> None:
+    """A JSON feed can escape half of a surrogate pair; the automaton reads UTF-8, which
+    cannot hold one: such an item is still matched on the rest of its text."""
+    assert fires({"all": ["関税", "g7"]}, "\ud83d G7\udca5の関税")
+    assert fires({"any": ["tariff"]}, "Tariff \ud800", "関税")
+    assert fires({"any": ["a\udfffb"]}, "x a\ud800b y")  # a term too: both read U+FFFD
+
+
 def test_matching_reads_html_in_summary_and_content() -> None:
     spec = {"all": [{"any": ["section 232"]}, {"any": ["robots"]}]}
     assert fires(spec, "Probe", "<p>Section&nbsp;<b>232</b></p>", "<div>industrial robots</div>")

@@ -42,6 +42,7 @@ def halfwidth_katakana(text: str) -> str:
         ("米国債\u3000保有", "米国債 保有"),  # ideographic space collapses like any other
         ("non\u00a0breaking", "non breaking"),
         ("tar\u00adiff and zero\u200bwidth", "tariff and zerowidth"),
+        ("lone \ud83d surrogate", "lone \ufffd surrogate"),  # as a JSON feed's escape can give
         (halfwidth_katakana("カンセイ"), "カンセイ"),
         ("①", "1"),
         ("", ""),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import ahocorasick
+import daachorse
 
 from mastwatch.rules.boundary import ascii_key
 from mastwatch.rules.builtins import BUILTIN_NEEDLES, BUILTIN_PATTERNS
@@ -97,21 +96,18 @@ class Pattern:
     literal: str = ""  # the literal itself (compared with the text when a find is verified)
 
 
-# A literal's automaton value (pyahocorasick stores ints as 32-bit signed values): its
-# length when below 64 (else 0: read it from the table), a flag for each side that must
-# not continue a word, a flag for literals whose leaves take a find differently (each is
-# then checked on its own), and above those its index in the literal table.
-LENGTH_MASK = 63
-CHECK_LEFT = 1 << 6
-CHECK_RIGHT = 1 << 7
-MIXED = 1 << 8
-LITERAL_ID_SHIFT = 9
+# A literal's flags (LiteralTable.flags, by its id, which is its pattern id in the
+# automaton): a flag for each side that must not continue a word, and a flag for literals
+# whose leaves take a find differently (each is then checked on its own).
+CHECK_LEFT = 1
+CHECK_RIGHT = 2
+MIXED = 4
 # In the automaton of marked ASCII text (see mastwatch.rules.boundary) no side is checked
-# in Python: bit 6 says instead that the key ends with the mark after the literal (so the
-# literal ends one character before the find), and MIXED also flags keys whose finds are
-# compared with the original text (literals holding non-word characters).
-RIGHT_PAD_SHIFT = 6
-MAX_LITERALS = 1 << (31 - LITERAL_ID_SHIFT)
+# in Python: the side flags say instead that the key starts with the mark before the
+# literal (LEFT_PAD) or ends with the mark after it (RIGHT_PAD), and MIXED also flags keys
+# whose finds are compared with the original text (literals holding non-word characters).
+LEFT_PAD = CHECK_LEFT
+RIGHT_PAD = CHECK_RIGHT
 # a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
 QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
 # length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
@@ -120,7 +116,8 @@ LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
 
 @dataclass(frozen=True, slots=True)
 class LiteralTable:
-    """What a find of each automaton literal means, by the id in its automaton value.
+    """What a find of each automaton literal means, by its id (its pattern id in the
+    automaton).
 
     Most literals stand for one term and make at most two rules candidates: for those the
     term and the rules are read from a flat array rather than from the literal's objects
@@ -135,6 +132,9 @@ class LiteralTable:
     # makes a candidate, -1 for none, -2 for more than two (read info); at 3 * id + 2 the
     # second such rule (the first again when it is the only one)
     one: array[int]
+    # per literal in the automaton: CHECK_LEFT, CHECK_RIGHT (or the pads) and MIXED, read
+    # as small ints, which Python never allocates
+    flags: bytes = b""
 
 
 def _empty_table() -> LiteralTable:
@@ -145,10 +145,10 @@ def _empty_table() -> LiteralTable:
 class AsciiMatcher:
     """Literals as found in texts that are all ASCII: an automaton over marked text, which
     applies word boundaries itself (see :mod:`mastwatch.rules.boundary`), its table (ids
-    and values as in :class:`LiteralTable`, with RIGHT_PAD_SHIFT for the side flags), and
+    and flags as in :class:`LiteralTable`, with the pads for the side flags), and
     the literals searched with ``str.find`` instead, each with its id in the table."""
 
-    automaton: Any = None  # ahocorasick.Automaton, None if no ASCII literal is in it
+    automaton: Any = None  # the automaton (see RuleSet.automaton), None if no ASCII literal
     table: LiteralTable = field(default_factory=_empty_table)
     searched: tuple[tuple[str, int], ...] = ()
 
@@ -309,9 +309,10 @@ class RuleSet:
         default_factory=lambda: MappingProxyType({}), repr=False
     )
     always_candidates: tuple[int, ...] = ()
-    automaton: Any = field(default=None, repr=False)  # ahocorasick.Automaton, None if no term
-    # per automaton literal (by the id in its automaton value, see LiteralInfo): what a
-    # find of it means
+    # a daachorse.CharwiseDoubleArrayAhoCorasick of every literal, None if no term
+    automaton: Any = field(default=None, repr=False)
+    # per automaton literal (by its id, its pattern id in the automaton, see LiteralInfo):
+    # what a find of it means
     literals: LiteralTable = field(default_factory=_empty_table, repr=False)
     # the same literals (those that are ASCII) for texts that are all ASCII
     ascii: AsciiMatcher = field(default_factory=AsciiMatcher, repr=False)
@@ -510,17 +511,16 @@ class _Compiler:
         return tuple(out)
 
     def automaton(self, rules_by_term: Mapping[int, Sequence[int]]) -> tuple[Any, LiteralTable]:
-        """The automaton of every literal and its table. Each literal's automaton value is
-        an int (see :data:`LITERAL_ID_SHIFT`) holding its length and whether its neighbours
-        must be checked, so a find rejected at a word boundary touches no Python object of
-        the rule set; the table entry, read only for accepted finds, holds its terms and
-        the rules it makes candidates (so a find leads to its rules without a lookup in a
-        table of all terms: with thousands of rules that table is large and cold in the
-        CPU cache)."""
+        """The automaton of every literal and its table. Each literal's flags say whether
+        its neighbours must be checked, so a find rejected at a word boundary touches no
+        Python object of the rule set; the table entry, read only for accepted finds, holds
+        its terms and the rules it makes candidates (so a find leads to its rules without a
+        lookup in a table of all terms: with thousands of rules that table is large and
+        cold in the CPU cache)."""
         by_literal: dict[str, list[Pattern]] = {}
         for literal, pattern in self.patterns():
             by_literal.setdefault(literal, []).append(pattern)
-        return _literal_automaton(by_literal, rules_by_term, _literal_value)
+        return _literal_automaton(by_literal, rules_by_term, _literal_flags)
 
     def ascii_matcher(self, rules_by_term: Mapping[int, Sequence[int]]) -> AsciiMatcher:
         """The ASCII literals keyed as the marked text shows them (see
@@ -534,10 +534,10 @@ class _Compiler:
                 group = searched.setdefault(literal, []) if key.searched else None
                 (group if group is not None else by_key.setdefault(key.key, [])).append(pattern)
 
-        def value_of(number: int, key: str, patterns: Sequence[Pattern]) -> int | None:
-            return None if key in searched else _ascii_value(number, key, patterns)
+        def flags_of(key: str, patterns: Sequence[Pattern]) -> int | None:
+            return None if key in searched else _ascii_flags(patterns)
 
-        automaton, table = _literal_automaton({**by_key, **searched}, rules_by_term, value_of)
+        automaton, table = _literal_automaton({**by_key, **searched}, rules_by_term, flags_of)
         return AsciiMatcher(
             automaton=automaton if by_key else None,
             table=table,
@@ -558,18 +558,26 @@ class _Compiler:
 def _literal_automaton(
     by_literal: Mapping[str, Sequence[Pattern]],
     rules_by_term: Mapping[int, Sequence[int]],
-    value_of: Any,
+    flags_of: Any,
 ) -> tuple[Any, LiteralTable]:
-    """An automaton of ``by_literal``'s keys (ids in the order given, value from
-    ``value_of(id, key, patterns)``) and its :class:`LiteralTable`."""
+    """An automaton of ``by_literal``'s keys (ids in the order given, flags from
+    ``flags_of(key, patterns)``; None for the keys searched apart, which come last) and its
+    :class:`LiteralTable`.
+
+    The automaton is daachorse's character-wise double array: each state is two adjacent
+    ints in one array, a transition one indexed read, and every state knows the next state
+    on its failure chain that ends a literal. A walk over an item then reads a cache line
+    or so per character, however many names the rules hold; pyahocorasick, before it, kept
+    a separately allocated node and child table per state and followed each state's whole
+    failure chain at every character (bench/changes.md: the walk 2.2 -> 1.2 us an item at
+    10 rules and 4.2 -> 1.7 us at 5,000)."""
     if not by_literal:
         return None, _empty_table()
-    if len(by_literal) > MAX_LITERALS:
-        raise ValueError(f"too many distinct literals in one rule set ({len(by_literal):,})")
-    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
     table: list[LiteralInfo] = []
     one = array("i")
-    for patterns in by_literal.values():
+    keys: list[str] = []
+    flags = bytearray()
+    for key, patterns in by_literal.items():
         triggered = sorted({r for p in patterns for r in rules_by_term.get(p.spec, ())})
         # the usual case, a literal whose leaves all take a find the same way (one leaf,
         # no case check), is stored as the bare term indices: less to unpack per find
@@ -578,20 +586,14 @@ def _literal_automaton(
         one.append(specs[0] if len(specs) == 1 else -1)
         one.append(triggered[0] if 0 < len(triggered) <= 2 else -1 - bool(triggered))
         one.append(triggered[-1] if 0 < len(triggered) <= 2 else -1)
-    # added in trie order (see _trie_order), ids kept in the order given
-    numbered = {literal: number for number, literal in enumerate(by_literal)}
-    for literal in sorted(by_literal, key=_trie_order):
-        value = value_of(numbered[literal], literal, by_literal[literal])
-        if value is not None:  # None: searched apart, not in the automaton
-            automaton.add_word(literal, value)
-    automaton.make_automaton()
-    # Rebuilt through pickle, whose loader makes every node and then its table of children
-    # in one pass over the trie: built by add_word, nodes sit among the holes that each
-    # child table leaves as it grows and moves, so a walk down one literal touches more
-    # cache lines. (Simulated, 5,000 rules: 27.2 -> 26.1 cache misses an item, 4 ms more
-    # to compile. The data is our own, never read from outside.)
-    automaton = pickle.loads(pickle.dumps(automaton))  # noqa: S301
-    return automaton, LiteralTable(tuple(table), one)
+        flag = flags_of(key, patterns)
+        if flag is not None:  # None: searched apart, not in the automaton
+            keys.append(key)  # its pattern id in the automaton is then its id
+            flags.append(flag)
+    if not keys:
+        return None, LiteralTable(tuple(table), one, b"")
+    automaton = daachorse.CharwiseDoubleArrayAhoCorasick(keys)
+    return automaton, LiteralTable(tuple(table), one, bytes(flags))
 
 
 def _mixed(patterns: Sequence[Pattern]) -> bool:
@@ -601,46 +603,31 @@ def _mixed(patterns: Sequence[Pattern]) -> bool:
     return len(sides) > 1 or any(p.exact for p in patterns)
 
 
-def _ascii_value(number: int, key: str, patterns: Sequence[Pattern]) -> int:
-    """An ASCII key's automaton value: the literal's length, whether the key ends with the
-    mark after it, and MIXED when its finds are taken pattern by pattern: compared with the
-    original text (a literal holding non-word characters, which several literals may share
-    a key with: ``u.s.`` and ``u.s`` both read ``u s `` once marked and padded), or checked
-    for case."""
+def _ascii_flags(patterns: Sequence[Pattern]) -> int:
+    """An ASCII key's flags: whether it starts with the mark before the literal and ends
+    with the mark after it, and MIXED when its finds are taken pattern by pattern: compared
+    with the original text (a literal holding non-word characters, which several literals
+    may share a key with: ``u.s.`` and ``u.s`` both read ``u s `` once marked and padded),
+    or checked for case."""
     literal = patterns[0].literal
     verify = ascii_key(literal, patterns[0].check_left, patterns[0].check_right).verify
     mixed = verify or any(p.exact or p.literal != literal for p in patterns)
     return (
-        (number << LITERAL_ID_SHIFT)
-        | (len(literal) if len(literal) <= LENGTH_MASK else 0)
-        | (patterns[0].check_right << RIGHT_PAD_SHIFT)
+        (LEFT_PAD if patterns[0].check_left else 0)
+        | (RIGHT_PAD if patterns[0].check_right else 0)
         | (MIXED if mixed else 0)
     )
 
 
-def _literal_value(number: int, literal: str, patterns: Sequence[Pattern]) -> int:
+def _literal_flags(literal: str, patterns: Sequence[Pattern]) -> int:
     # whether any pattern needs the neighbours looked at (CJK literals never do)
     left = any(p.check_left for p in patterns)
     right = any(p.check_right for p in patterns)
     return (
-        (number << LITERAL_ID_SHIFT)
-        | (len(literal) if len(literal) <= LENGTH_MASK else 0)
-        | (CHECK_LEFT if left else 0)
+        (CHECK_LEFT if left else 0)
         | (CHECK_RIGHT if right else 0)
         | (MIXED if _mixed(patterns) else 0)
     )
-
-
-# pyahocorasick looks a character up among a trie node's children one by one, in the order
-# they were added; every character of every item goes through such a lookup (the root's
-# children are all the first characters of all literals, over 70 with a few thousand
-# bilingual rules). Adding the literals in this order puts the letters most frequent in
-# English text first, so most lookups stop early; CJK characters come after, by code point.
-_COMMON_FIRST = {ch: rank for rank, ch in enumerate("etaoinsrhldcumfpgwybvkxjqz0123456789")}
-
-
-def _trie_order(literal: str) -> tuple[int, ...]:
-    return tuple(_COMMON_FIRST.get(ch, 64 + ord(ch)) for ch in literal)
 
 
 def _leaves(node: CompiledNode | CompiledNear) -> list[int]:
@@ -828,7 +815,8 @@ def content_hash(rules: Sequence[Rule]) -> str:
         json.dumps(rule.canonical(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         for rule in rules
     )
-    return hashlib.sha256("\n".join(canonical).encode("utf-8")).hexdigest()
+    # surrogatepass: a rule file's "\ud800" escape is hashed as written (it matches as U+FFFD)
+    return hashlib.sha256("\n".join(canonical).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def compile_rules(rules: Sequence[Rule]) -> RuleSet:

@@ -18,11 +18,9 @@ from mastwatch.rules.compile import (
     BY_BITS,
     CHECK_LEFT,
     CHECK_RIGHT,
-    LENGTH_MASK,
-    LITERAL_ID_SHIFT,
+    LEFT_PAD,
     MIXED,
     REST,
-    RIGHT_PAD_SHIFT,
     CompiledNear,
     CompiledNode,
     CompiledRule,
@@ -101,25 +99,31 @@ class Scan:
         text (see :mod:`mastwatch.rules.boundary`), so every find is on its word boundaries
         and none is rejected here."""
         joined, ends, matcher = self.joined, self.ends, self.ruleset.ascii
-        info, one = matcher.table.info, matcher.table.one
+        info, one, flags = matcher.table.info, matcher.table.one, matcher.table.flags
         field, offset, field_end = 0, 0, ends[0]
         scan_end = ends[self.ruleset.scanned_fields - 1]
         triggered, hits, found = self.triggered, self.hits, self.found
-        # marked index i + 1 is joined index i; the mark after the last field scanned ends
-        # the literals that end that field
         automaton = matcher.automaton
-        scanned = () if automaton is None else automaton.iter(marked(joined), 0, scan_end + 2)
-        for last, value in scanned:
-            number = value >> LITERAL_ID_SHIFT
-            if value & MIXED:
-                self._add_verified(info[number][2], last)
+        # the fields scanned, marked: marked index i + 1 is joined index i, and the mark
+        # after the last field scanned ends the literals that end that field
+        scanned = (
+            ()
+            if automaton is None
+            else automaton.find_overlapping(
+                marked(joined[:scan_end] if scan_end < len(joined) else joined)
+            )
+        )
+        for key_start, key_end, number in scanned:  # in the marked text
+            flag = flags[number]
+            if flag & MIXED:
+                self._add_verified(info[number][2], key_end - 1)
                 continue
-            end = last - (value >> RIGHT_PAD_SHIFT & 1)  # in joined, exclusive
+            end = key_end - 1 - (flag >> 1)  # in joined, exclusive (RIGHT_PAD is bit 1)
             while end > field_end:  # finds come in order of their end
                 offset = field_end + 1
                 field += 1
                 field_end = ends[field]
-            start = end - (value & LENGTH_MASK or info[number][0])
+            start = key_start - 1 + (flag & LEFT_PAD)
             # recording the find repeats _find_literals' lines on purpose: this runs for
             # every find, and a shared helper would add a call to each
             hit = (field, start - offset, end - offset)
@@ -168,37 +172,39 @@ class Scan:
     def _find_literals(self) -> None:
         joined, ends, ruleset = self.joined, self.ends, self.ruleset
         size, table = len(joined), ruleset.literals
-        info, one = table.info, table.one
+        info, one, flags = table.info, table.one, table.flags
         field, offset, field_end = 0, 0, ends[0]
-        scanned = ruleset.automaton.iter(joined, 0, ends[ruleset.scanned_fields - 1])
+        scan_end = ends[ruleset.scanned_fields - 1]
+        scanned = ruleset.automaton.find_overlapping(
+            joined[:scan_end] if scan_end < size else joined
+        )
         triggered, hits, found = self.triggered, self.hits, self.found
-        for last, value in scanned:
-            while last >= field_end:  # finds come in order of their end
+        for start, end, number in scanned:
+            while end > field_end:  # finds come in order of their end
                 offset = field_end + 1
                 field += 1
                 field_end = ends[field]
-            number = value >> LITERAL_ID_SHIFT
-            start = last + 1 - (value & LENGTH_MASK or info[number][0])
-            if value & MIXED:  # leaves that take this literal differently: each on its own
-                hit = (field, start - offset, last + 1 - offset)
+            flag = flags[number]
+            if flag & MIXED:  # leaves that take this literal differently: each on its own
+                hit = (field, start - offset, end - offset)
                 self._add_checked(info[number][2], hit, start)
                 continue
             # a Latin literal must not continue a word on either side (the ASCII case by a
             # set lookup, inline: this runs for every find, about half of them rejected
             # here, before anything of the rule set is read)
             if (
-                value & CHECK_LEFT
+                flag & CHECK_LEFT
                 and start
                 and (
                     (ch := joined[start - 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch))
                 )
             ) or (
-                value & CHECK_RIGHT
-                and last + 1 < size
-                and ((ch := joined[last + 1]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch)))
+                flag & CHECK_RIGHT
+                and end < size
+                and ((ch := joined[end]) in _ASCII_WORD or (ch >= "\x80" and is_word_char(ch)))
             ):
                 continue
-            hit = (field, start - offset, last + 1 - offset)
+            hit = (field, start - offset, end - offset)
             term = one[number * 3]
             if term < 0:  # a literal standing for several terms
                 for spec in info[number][1]:
