@@ -350,10 +350,10 @@ def _notes(rows: Sequence[Row], items: int) -> list[str]:
         "match contains, a proximity only in fields its literal entries share). A match is",
         "explained from a packed table of its rule's steps, its `Match` and `Evidence` made as",
         "named tuples (the timed call returns them complete). What still grows with the rule",
-        "set: the automaton pass itself (a larger trie; katakana names are matched as",
-        "substrings, so Japanese text walks deep into it), the candidates found per item,",
+        "set: the automaton pass itself (daachorse's double arrays, a cache line or so a",
+        "character, but more of them to miss with more names), the candidates found per item,",
         f"explaining the {many.matches / items:.0%} of items that match, and above all the",
-        "CPU cache misses on memory no longer cached at that size: the automaton's nodes on",
+        "CPU cache misses on memory no longer cached at that size: the automaton's states on",
         "the path of each name found, each candidate's and each match's rule data (counted",
         "with callgrind in `bench/changes.md`; step by step: `python -m bench.matching_phases`).",
         f"Per item: {1e6 / many.items_per_second:.1f} µs at {many.rules:,} rules against"
