@@ -27,7 +27,7 @@ import hashlib
 import json
 from array import array
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -539,7 +539,7 @@ class _Compiler:
 
         automaton, table = _literal_automaton({**by_key, **searched}, rules_by_term, flags_of)
         return AsciiMatcher(
-            automaton=automaton if by_key else None,
+            automaton=automaton,
             table=table,
             searched=tuple((literal, len(by_key) + n) for n, literal in enumerate(searched)),
         )
@@ -558,7 +558,7 @@ class _Compiler:
 def _literal_automaton(
     by_literal: Mapping[str, Sequence[Pattern]],
     rules_by_term: Mapping[int, Sequence[int]],
-    flags_of: Any,
+    flags_of: Callable[[str, Sequence[Pattern]], int | None],
 ) -> tuple[Any, LiteralTable]:
     """An automaton of ``by_literal``'s keys (ids in the order given, flags from
     ``flags_of(key, patterns)``; None for the keys searched apart, which come last) and its
@@ -586,11 +586,11 @@ def _literal_automaton(
         one.append(triggered[-1] if 0 < len(triggered) <= 2 else -1)
         flag = flags_of(key, patterns)
         if flag is not None:  # None: searched apart, not in the automaton
-            keys.append(key)  # its pattern id in the automaton is then its id
+            # its pattern id in the automaton is its id: no key searched apart before it
+            assert len(keys) == len(table) - 1, "keys searched apart must come last"
+            keys.append(key)
             flags.append(flag)
-    if not keys:
-        return None, LiteralTable(tuple(table), one, b"")
-    automaton = daachorse.CharwiseDoubleArrayAhoCorasick(keys)
+    automaton = daachorse.CharwiseDoubleArrayAhoCorasick(keys) if keys else None
     return automaton, LiteralTable(tuple(table), one, bytes(flags))
 
 

@@ -89,30 +89,25 @@ class Scan:
         for text in self.texts:
             self.ends.append((self.ends[-1] + 1 if self.ends else 0) + len(text))
         if ruleset.automaton is not None and ruleset.scanned_fields:
+            # the fields the automaton scans (all of them: the slice is `joined` itself)
+            scanned = self.joined[: self.ends[ruleset.scanned_fields - 1]]
             if self.joined.isascii():
-                self._find_ascii_literals()
+                self._find_ascii_literals(scanned)
             else:
-                self._find_literals()
+                self._find_literals(scanned)
 
-    def _find_ascii_literals(self) -> None:
+    def _find_ascii_literals(self, scanned_text: str) -> None:
         """:meth:`_find_literals` for a text that is all ASCII: the automaton reads the marked
         text (see :mod:`mastwatch.rules.boundary`), so every find is on its word boundaries
         and none is rejected here."""
-        joined, ends, matcher = self.joined, self.ends, self.ruleset.ascii
+        ends, matcher = self.ends, self.ruleset.ascii
         info, one, flags = matcher.table.info, matcher.table.one, matcher.table.flags
         field, offset, field_end = 0, 0, ends[0]
-        scan_end = ends[self.ruleset.scanned_fields - 1]
         triggered, hits, found = self.triggered, self.hits, self.found
         automaton = matcher.automaton
-        # the fields scanned, marked: marked index i + 1 is joined index i, and the mark
-        # after the last field scanned ends the literals that end that field
-        scanned = (
-            ()
-            if automaton is None
-            else automaton.find_overlapping(
-                marked(joined[:scan_end] if scan_end < len(joined) else joined)
-            )
-        )
+        # marked index i + 1 is joined index i, and the mark after the last field scanned
+        # ends the literals that end that field
+        scanned = () if automaton is None else automaton.find_overlapping(marked(scanned_text))
         for key_start, key_end, number in scanned:  # in the marked text
             flag = flags[number]
             if flag & MIXED:
@@ -144,7 +139,7 @@ class Scan:
             elif rule < -1:
                 triggered.update(info[number][3])
         if matcher.searched:
-            self._find_searched(scan_end)
+            self._find_searched(len(scanned_text))
 
     def _find_searched(self, scan_end: int) -> None:
         """The ASCII literals that hold no word character (or a line break), which are not
@@ -169,15 +164,12 @@ class Scan:
             offset = self.ends[field - 1] + 1 if field else 0
             self._add_checked((pattern,), (field, start - offset, end - offset), start)
 
-    def _find_literals(self) -> None:
+    def _find_literals(self, scanned_text: str) -> None:
         joined, ends, ruleset = self.joined, self.ends, self.ruleset
         size, table = len(joined), ruleset.literals
         info, one, flags = table.info, table.one, table.flags
         field, offset, field_end = 0, 0, ends[0]
-        scan_end = ends[ruleset.scanned_fields - 1]
-        scanned = ruleset.automaton.find_overlapping(
-            joined[:scan_end] if scan_end < size else joined
-        )
+        scanned = ruleset.automaton.find_overlapping(scanned_text)
         triggered, hits, found = self.triggered, self.hits, self.found
         for start, end, number in scanned:
             while end > field_end:  # finds come in order of their end
