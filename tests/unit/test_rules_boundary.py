@@ -176,3 +176,24 @@ def test_an_accented_letter_beside_an_ascii_literal_is_no_boundary() -> None:
     assert match(ruleset, _doc("tariffé écotariff")) == []
     found = match(ruleset, _doc("tariff関税"))
     assert [(e.start, e.end) for e in found[0].evidence] == [(0, 6)]
+
+
+def test_the_path_is_chosen_by_the_fields_the_automaton_scans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rules on the default fields never scan the link: an English item whose link holds
+    other characters is matched on marked text, with the same result."""
+    rules = [Rule(id="r", title="r", tier="high", match=MatchNode(op="any", children=("tariff",)))]
+    ruleset = compile_rules(rules)
+    document = _doc("New tariffs, tariff talks", link="https://example.jp/関税")
+    expected = _finds(rules, document)
+    assert [m[0] for m in expected] == ["r"]
+
+    def other_path(scan: Scan, scanned_text: str) -> None:
+        raise AssertionError(f"the other path for {scanned_text!r}")
+
+    monkeypatch.setattr(Scan, "_find_literals", other_path)
+    assert [m.rule_id for m in match(ruleset, document)] == ["r"]
+    assert _finds(rules, document) == expected
+    with pytest.raises(AssertionError, match="the other path"):  # a scanned field: the other
+        Scan(ruleset, _doc("関税 tariff"))

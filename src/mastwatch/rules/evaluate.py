@@ -89,9 +89,11 @@ class Scan:
         for text in self.texts:
             self.ends.append((self.ends[-1] + 1 if self.ends else 0) + len(text))
         if ruleset.automaton is not None and ruleset.scanned_fields:
-            # the fields the automaton scans (all of them: the slice is `joined` itself)
+            # the fields the automaton scans (all of them: the slice is `joined` itself);
+            # the path is chosen by them alone, so an English item whose link or tags hold
+            # other characters is still matched on marked text when no rule reads those
             scanned = self.joined[: self.ends[ruleset.scanned_fields - 1]]
-            if self.joined.isascii():
+            if scanned.isascii():
                 self._find_ascii_literals(scanned)
             else:
                 self._find_literals(scanned)
