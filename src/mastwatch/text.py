@@ -30,12 +30,13 @@ __all__ = [
 
 # Invisible characters that NFKC keeps but that split words for a reader's eye only
 # (soft hyphen, zero-width space/joiners, word joiner, BOM); untrusted feeds could use them
-# to slip a term past the matcher.
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
-# A lone surrogate (a JSON feed's "\ud83d" without its pair) is no character: the rule
-# automaton reads texts as UTF-8, which cannot hold one, so it reads as U+FFFD instead
-# (one for one: offsets stay as they were).
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# to slip a term past the matcher: removed. A lone surrogate (a JSON feed's "\ud83d"
+# without its pair) is no character, and the rule automaton reads texts as UTF-8, which
+# cannot hold one: read as U+FFFD (one for one, so offsets stay). One translate() map.
+_UNUSUAL: dict[int, str | None] = {
+    **dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff")),
+    **dict.fromkeys(range(0xD800, 0xE000), "\ufffd"),
+}
 # translate() looks every character up in its map (14 us for a Japanese summary here);
 # one search for these six and the surrogates is 1 us and usually finds none
 _HAS_UNUSUAL = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff\ud800-\udfff]")
@@ -92,7 +93,7 @@ def normalize_cased(text: str) -> str:
     """
     if not text.isascii():  # ASCII is NFKC already and holds no invisible characters
         if _HAS_UNUSUAL.search(text):
-            text = _SURROGATE.sub("\ufffd", text.translate(_INVISIBLE))
+            text = text.translate(_UNUSUAL)
         text = unicodedata.normalize("NFKC", text)
     # split() and strip() know the same whitespace as the regex's \s (str.isspace), and
     # joining the split words is a third of the cost of substituting runs, per item field

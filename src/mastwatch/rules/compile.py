@@ -110,8 +110,9 @@ LEFT_PAD = CHECK_LEFT
 RIGHT_PAD = CHECK_RIGHT
 # a rule's packed literal conditions (see CompiledRule.packed) and whether they decide it
 QuickCheck = tuple[int, Mapping[int, int], int, int, bool]
-# length, term indices (empty when MIXED), the patterns, the rules a find makes candidates
-LiteralInfo = tuple[int, tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
+# term indices (empty when MIXED), the patterns, the rules a find makes candidates (a
+# find's start and end come from the automaton, so no length is kept)
+LiteralInfo = tuple[tuple[int, ...], tuple[Pattern, ...], tuple[int, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +581,7 @@ def _literal_automaton(
         # the usual case, a literal whose leaves all take a find the same way (one leaf,
         # no case check), is stored as the bare term indices: less to unpack per find
         specs = () if _mixed(patterns) else tuple(p.spec for p in patterns)
-        table.append((len(patterns[0].literal), specs, tuple(patterns), tuple(triggered)))
+        table.append((specs, tuple(patterns), tuple(triggered)))
         one.append(specs[0] if len(specs) == 1 else -1)
         one.append(triggered[0] if 0 < len(triggered) <= 2 else -1 - bool(triggered))
         one.append(triggered[-1] if 0 < len(triggered) <= 2 else -1)

@@ -113,7 +113,7 @@ class Scan:
         for key_start, key_end, number in scanned:  # in the marked text
             flag = flags[number]
             if flag & MIXED:
-                self._add_verified(info[number][2], key_end - 1)
+                self._add_verified(info[number][1], key_end - 1)
                 continue
             end = key_end - 1 - (flag >> 1)  # in joined, exclusive (RIGHT_PAD is bit 1)
             while end > field_end:  # finds come in order of their end
@@ -126,7 +126,7 @@ class Scan:
             hit = (field, start - offset, end - offset)
             term = one[number * 3]
             if term < 0:  # a literal standing for several terms
-                for spec in info[number][1]:
+                for spec in info[number][0]:
                     self._add(spec, hit)
             elif (bits := found.get(term)) is None:
                 hits[term] = [hit]
@@ -139,7 +139,7 @@ class Scan:
                 triggered.add(rule)
                 triggered.add(one[number * 3 + 2])  # the same rule again if it is alone
             elif rule < -1:
-                triggered.update(info[number][3])
+                triggered.update(info[number][2])
         if matcher.searched:
             self._find_searched(len(scanned_text))
 
@@ -150,7 +150,7 @@ class Scan:
         for literal, number in matcher.searched:
             at = joined.find(literal, 0, scan_end)
             while at >= 0:  # overlapping finds too, as the automaton reports them
-                self._add_verified(matcher.table.info[number][2], at + len(literal))
+                self._add_verified(matcher.table.info[number][1], at + len(literal))
                 at = joined.find(literal, at + 1, scan_end)
 
     def _add_verified(self, patterns: tuple[Pattern, ...], last: int) -> None:
@@ -181,7 +181,7 @@ class Scan:
             flag = flags[number]
             if flag & MIXED:  # leaves that take this literal differently: each on its own
                 hit = (field, start - offset, end - offset)
-                self._add_checked(info[number][2], hit, start)
+                self._add_checked(info[number][1], hit, start)
                 continue
             # a Latin literal must not continue a word on either side (the ASCII case by a
             # set lookup, inline: this runs for every find, about half of them rejected
@@ -201,7 +201,7 @@ class Scan:
             hit = (field, start - offset, end - offset)
             term = one[number * 3]
             if term < 0:  # a literal standing for several terms
-                for spec in info[number][1]:
+                for spec in info[number][0]:
                     self._add(spec, hit)
             elif (bits := found.get(term)) is None:
                 hits[term] = [hit]
@@ -214,7 +214,7 @@ class Scan:
                 triggered.add(rule)
                 triggered.add(one[number * 3 + 2])  # the same rule again if it is alone
             elif rule < -1:
-                triggered.update(info[number][3])
+                triggered.update(info[number][2])
 
     def _add(self, spec: int, hit: Hit) -> None:
         if spec in self.found:
