@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from evaluators import python_only
 from mastwatch.model import DEFAULT_TIERS, Document, Evidence, Item, Match
 from mastwatch.rules import (
     MatchNode,
@@ -21,6 +23,16 @@ from mastwatch.rules import (
     run_inline_tests,
 )
 from mastwatch.text import make_document
+
+
+@pytest.fixture(autouse=True, params=["C", "Python"])
+def evaluator(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs twice: deciding and explaining in C, then in Python."""
+    if request.param == "C":
+        yield
+        return
+    with python_only():
+        yield
 
 
 def fullwidth(ascii_text: str) -> str:

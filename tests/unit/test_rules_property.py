@@ -12,6 +12,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evaluators import python_only
 from mastwatch.model import Document, Item, Match
 from mastwatch.rules import MatchNode, Near, Rule, Term, compile_rules, field_texts, match
 from mastwatch.rules.compile import RuleSet
@@ -181,6 +182,18 @@ def test_compiled_matcher_equals_reference(rule_list: list[Rule], docs: list[Doc
                 assert 0 <= evidence.start < evidence.end <= len(texts[evidence.field])
         _check_shortcuts(compiled, doc, found)
         _check_literal_finds(compiled, doc)
+        _check_python_evaluator(compiled, doc, found)
+
+
+def _check_python_evaluator(ruleset: RuleSet, doc: Document, found: list[Match]) -> None:
+    """Deciding and explaining in Python gives what the C module gives, types included."""
+    with python_only():
+        in_python = match(ruleset, doc)
+    assert in_python == found
+    assert [type(m) for m in in_python] == [type(m) for m in found]
+    assert [type(e) for m in in_python for e in m.evidence] == [
+        type(e) for m in found for e in m.evidence
+    ]
 
 
 def _check_literal_finds(ruleset: RuleSet, doc: Document) -> None:
@@ -291,3 +304,4 @@ def test_literal_branch_rules_equal_reference(rule_list: list[Rule], docs: list[
         found = match(compiled, doc)
         assert [(m.rule_id, m.matched) for m in found] == reference.matching_rules(doc)
         _check_shortcuts(compiled, doc, found)
+        _check_python_evaluator(compiled, doc, found)

@@ -282,7 +282,7 @@ class BranchBits:
     function.
     """
 
-    bit_of: Mapping[int, int]  # term -> its bit (bits 0 to 62)
+    bit_of: dict[int, int]  # term -> its bit (bits 0 to 62)
     # two numbers per rule, side by side (one cache line to read per candidate): at
     # 2 * position the bits of its other required group with BY_BITS set when the rule is
     # decided by bits (0: it is not), at 2 * position + 1 the bits of its excluded groups,

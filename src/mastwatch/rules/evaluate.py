@@ -21,6 +21,7 @@ from mastwatch.rules.compile import (
     LEFT_PAD,
     MIXED,
     REST,
+    BranchBits,
     CompiledNear,
     CompiledNode,
     CompiledRule,
@@ -31,6 +32,11 @@ from mastwatch.rules.fields import Hit, cased_texts, field_texts, item_language,
 from mastwatch.rules.regex import spans
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import fold_offsets, is_word_char, make_document, token_bounds
+
+try:  # deciding by bits and explaining from the table in C, where the install compiled it
+    from mastwatch.rules import _native
+except ImportError:  # pragma: no cover - an install without a C compiler: the same in Python
+    _native = None  # type: ignore[assignment]
 
 __all__ = ["Scan", "explain", "match", "rule_fires", "run_inline_tests"]
 
@@ -436,6 +442,22 @@ def explain(scan: Scan, fired: Sequence[int]) -> list[Match]:
     fields where it holds), in rule order, the first MAX_EVIDENCE of them. One call for all
     of an item's matches, so what every match reads of the scan and the table is looked
     up once."""
+    if _native is None:
+        return _explain_in_python(scan, fired)
+    table = scan.ruleset.explain_table
+    matches: list[Match | None] = _native.explain(
+        scan.found, scan.hits, table.at, table.ints, table.objects, fired,
+        FIELDS, Evidence, Match, MAX_EVIDENCE,
+    )  # fmt: skip
+    if None in matches:  # rules with patterns or proximity, or very many steps
+        for index, made in enumerate(matches):
+            if made is None:
+                matches[index] = _explain_in_python(scan, (fired[index],))[0]
+    return matches  # type: ignore[return-value]  # no None is left
+
+
+def _explain_in_python(scan: Scan, fired: Sequence[int]) -> list[Match]:
+    """:func:`explain`, every step in Python (``_native.explain`` does the same in C)."""
     ruleset = scan.ruleset
     table = ruleset.explain_table
     at_of, ints, objects, found, hits = table.at, table.ints, table.objects, scan.found, scan.hits
@@ -539,9 +561,28 @@ def match(ruleset: RuleSet, doc: Document) -> list[Match]:
 
 def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
     """The candidate rules that fire, in rule order. Most are decided by bits (see
-    :class:`~mastwatch.rules.compile.BranchBits`), checked here inline; the others by
-    :func:`_others_firing`."""
+    :class:`~mastwatch.rules.compile.BranchBits`), their other branches evaluated only when
+    the bits hold; the others by :func:`_others_firing`."""
     branch = ruleset.branch_bits
+    if _native is None:
+        out, others = _firing_by_bits(scan, branch, candidates)
+    else:
+        out, rests, others = _native.decide(scan.found, branch.bit_of, branch.pairs, candidates)
+        for position in rests or ():
+            if _branches_hold(scan, branch.rests[position]):
+                out.append(position)
+    if others:
+        out += _others_firing(ruleset, scan, others)
+    if len(out) > 1:
+        out.sort()
+    return out
+
+
+def _firing_by_bits(
+    scan: Scan, branch: BranchBits, candidates: set[int]
+) -> tuple[list[int], list[int]]:
+    """The candidates decided by bits that fire, and those not decided by bits (in Python;
+    ``_native.decide`` does the same in C)."""
     pairs, bit_of = branch.pairs, branch.bit_of
     common = 0  # the bits of the terms found anywhere the automaton scanned
     for term in scan.found:
@@ -559,11 +600,7 @@ def _firing(ruleset: RuleSet, scan: Scan, candidates: set[int]) -> list[int]:
             and (banned < REST or _branches_hold(scan, branch.rests[position]))
         ):
             out.append(position)
-    if others:
-        out += _others_firing(ruleset, scan, others)
-    if len(out) > 1:
-        out.sort()
-    return out
+    return out, others
 
 
 def _branches_hold(scan: Scan, rest: tuple[Any, ...]) -> bool:
