@@ -3,8 +3,10 @@ steps it stands in for, strict about what it is given, and without leaked refere
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from array import array
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +30,14 @@ def test_the_c_module_is_built_by_the_install() -> None:
     # `pip install -e .` (make test, make run) compiles it; the Python steps are the
     # fallback for an install without a compiler, not what these tests should run alone
     assert native is not None, "mastwatch.rules._native did not build: see pip's output"
+
+
+def test_the_c_module_was_built_from_the_source_as_it_is() -> None:
+    assert native is not None
+    source = Path(evaluate_module.__file__).with_name("_native.c")
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == native.SOURCE_SHA256, (
+        "_native.c changed since the module was built: `make test` rebuilds it"
+    )
 
 
 def test_evidence_is_capped_the_same_in_both() -> None:

@@ -386,8 +386,17 @@ static struct PyModuleDef module = {
     .m_methods = methods,
 };
 
+#ifndef SOURCE_SHA256 /* setup.py defines it: the sha256 of this file as it was built */
+#define SOURCE_SHA256 ""
+#endif
+
 PyMODINIT_FUNC
 PyInit__native(void)
 {
-    return PyModule_Create(&module);
+    PyObject *made = PyModule_Create(&module);
+    if (made != NULL && PyModule_AddStringConstant(made, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
+        Py_DECREF(made);
+        return NULL;
+    }
+    return made;
 }

@@ -5,6 +5,8 @@ from collections.abc import Iterable, Sequence
 
 from mastwatch.model import Evidence, Match
 
+SOURCE_SHA256: str  # of the _native.c it was built from
+
 def decide(
     found: dict[int, int],
     bit_of: dict[int, int],
