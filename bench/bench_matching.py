@@ -35,6 +35,7 @@ from pathlib import Path
 
 from mastwatch.model import Document, Item
 from mastwatch.rules import MatchNode, Near, Rule, RuleSet, Term, compile_rules, match
+from mastwatch.rules.evaluate import python_steps
 from mastwatch.rules.reference import ReferenceMatcher
 from mastwatch.text import make_document
 
@@ -47,6 +48,9 @@ NAIVE_SECONDS = 3.0  # time given to the baseline at each size
 # best of 7 moved by 8 points between groups of rounds in one run; from the best of 14,
 # by 0.2 points in one run and 4 points across three runs (bench/changes.md, twelfth session)
 PASSES = 15
+# as many passes again, per size, with deciding and explaining in Python (as an install
+# without a C compiler runs them; see mastwatch/rules/_native.c): shown beside the verdict
+PYTHON_PASSES = 5
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "matching"
 FULLWIDTH_PERCENT = "\uff05"  # as Japanese feeds often write it; NFKC makes it '%'
@@ -186,6 +190,7 @@ class Row:
     naive_items: int
     naive_items_per_second: float
     pass_seconds: tuple[float, ...]  # every compiled pass, in the order they ran
+    python_items_per_second: float | None = None  # the best of PYTHON_PASSES, in Python
 
     @property
     def speedup(self) -> float:
@@ -232,13 +237,20 @@ def measure_sizes(rule_sets: Sequence[Sequence[Rule]], docs: Sequence[Document])
     for _ in range(PASSES):
         for index, ruleset in enumerate(compiled):
             passes[index].append(_pass_seconds(ruleset, docs))
+    in_python: list[list[float]] = [[] for _ in compiled]
+    with python_steps():
+        for _ in range(PYTHON_PASSES):
+            for index, ruleset in enumerate(compiled):
+                in_python[index].append(_pass_seconds(ruleset, docs))
     rows = []
-    for rules, ruleset, times, built, found in zip(
-        rule_sets, compiled, passes, compile_seconds, matches, strict=True
+    for rules, ruleset, times, python_times, built, found in zip(
+        rule_sets, compiled, passes, in_python, compile_seconds, matches, strict=True
     ):
         naive_items, naive_rate = _naive(rules, ruleset, docs)
-        rate = len(docs) / min(times)
-        rows.append(Row(len(rules), built, rate, found, naive_items, naive_rate, tuple(times)))
+        rate, python_rate = len(docs) / min(times), len(docs) / min(python_times)
+        rows.append(
+            Row(len(rules), built, rate, found, naive_items, naive_rate, tuple(times), python_rate)
+        )
     return rows
 
 
@@ -294,7 +306,19 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
             f" {'met' if ratio >= 0.5 else 'NOT met'}; round by round (a pass of each size,"
             f" one after the other) {spread(round_ratios(few, many))}"
         )
+        if few.python_items_per_second and many.python_items_per_second:
+            out.append(
+                f"- without the C module (deciding and explaining in Python, as an install"
+                f" without a C compiler runs them; best of {PYTHON_PASSES} passes, same run):"
+                f" {python_ratio(few, many):.1%}, {many.python_items_per_second:,.0f} against"
+                f" {few.python_items_per_second:,.0f} items/s"
+            )
     return out
+
+
+def python_ratio(few: Row, many: Row) -> float:
+    """The 5,000-against-10 ratio with deciding and explaining in Python."""
+    return (many.python_items_per_second or 0.0) / (few.python_items_per_second or 1.0)
 
 
 def section(rows: Sequence[Row], items: int, seconds: float) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from evaluators import python_only
 from mastwatch.model import DEFAULT_TIERS, Document, Evidence, Item, Match
 from mastwatch.rules import (
     MatchNode,
@@ -22,6 +21,7 @@ from mastwatch.rules import (
     rule_fires,
     run_inline_tests,
 )
+from mastwatch.rules.evaluate import python_steps
 from mastwatch.text import make_document
 
 
@@ -31,7 +31,7 @@ def evaluator(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.param == "C":
         yield
         return
-    with python_only():
+    with python_steps():
         yield
 
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import python_only
 from mastwatch.model import Evidence, Item, Match
 from mastwatch.rules import MatchNode, Rule, compile_rules, match
 from mastwatch.rules import evaluate as evaluate_module
-from mastwatch.rules.evaluate import MAX_EVIDENCE, Scan
+from mastwatch.rules.evaluate import MAX_EVIDENCE, Scan, python_steps
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import make_document
 
@@ -44,7 +43,7 @@ def test_evidence_is_capped_the_same_in_both() -> None:
     ruleset = compile_rules([_rule(1, "tariff", MatchNode(op="any", children=("yen",)))])
     doc = make_document(Item("s", "k", "yen " + "tariff " * (MAX_EVIDENCE + 50)))
     (found,) = match(ruleset, doc)
-    with python_only():
+    with python_steps():
         (in_python,) = match(ruleset, doc)
     assert found == in_python
     assert len(found.evidence) == MAX_EVIDENCE
@@ -56,7 +55,7 @@ def test_a_rule_of_more_steps_than_the_c_stack_holds_is_explained_in_python() ->
     ruleset = compile_rules([_rule(1, *words)])
     doc = make_document(Item("s", "k", " ".join(reversed(words))))
     (found,) = match(ruleset, doc)
-    with python_only():
+    with python_steps():
         (in_python,) = match(ruleset, doc)
     assert found == in_python
     assert found.matched == tuple(words)
@@ -118,3 +117,13 @@ def test_explain_rejects_a_table_that_does_not_hold_the_rule() -> None:
             scan.found, scan.hits, table.at, table.ints, table.objects, [0],
             FIELDS, dict, Match, MAX_EVIDENCE,  # type: ignore[arg-type]
         )  # fmt: skip
+
+
+def test_python_steps_switches_the_c_module_off_and_back_on() -> None:
+    ruleset = compile_rules([_rule(1, "tariff", MatchNode(op="any", children=("yen",)))])
+    doc = make_document(Item("s", "k", "tariff yen"))
+    with python_steps():
+        assert evaluate_module._native is None
+        in_python = match(ruleset, doc)
+    assert evaluate_module._native is native
+    assert match(ruleset, doc) == in_python != []

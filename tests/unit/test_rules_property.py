@@ -12,11 +12,17 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluators import python_only
 from mastwatch.model import Document, Item, Match
 from mastwatch.rules import MatchNode, Near, Rule, Term, compile_rules, field_texts, match
 from mastwatch.rules.compile import RuleSet
-from mastwatch.rules.evaluate import Scan, _fires_on, _firing, _plan_evidence, admits
+from mastwatch.rules.evaluate import (
+    Scan,
+    _fires_on,
+    _firing,
+    _plan_evidence,
+    admits,
+    python_steps,
+)
 from mastwatch.rules.reference import ReferenceMatcher, _literal_regex, _overlapping
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import make_document
@@ -187,7 +193,7 @@ def test_compiled_matcher_equals_reference(rule_list: list[Rule], docs: list[Doc
 
 def _check_python_evaluator(ruleset: RuleSet, doc: Document, found: list[Match]) -> None:
     """Deciding and explaining in Python gives what the C module gives, types included."""
-    with python_only():
+    with python_steps():
         in_python = match(ruleset, doc)
     assert in_python == found
     assert [type(m) for m in in_python] == [type(m) for m in found]

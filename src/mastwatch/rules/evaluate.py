@@ -9,7 +9,8 @@ and document always give the same matches.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from mastwatch.model import Document, Evidence, Item, Match
@@ -38,7 +39,21 @@ try:  # deciding by bits and explaining from the table in C, where the install c
 except ImportError:  # pragma: no cover - an install without a C compiler: the same in Python
     _native = None  # type: ignore[assignment]
 
-__all__ = ["Scan", "explain", "match", "rule_fires", "run_inline_tests"]
+
+@contextmanager
+def python_steps() -> Iterator[None]:
+    """Within: deciding and explaining run in Python, as in an install without the C
+    module. Tests compare the two, the matching benchmark reports both; it switches the
+    whole process, so it is for them, not for a daemon."""
+    global _native  # noqa: PLW0603  # the switch is this module's one global
+    saved, _native = _native, None  # type: ignore[assignment]  # None: no C module
+    try:
+        yield
+    finally:
+        _native = saved
+
+
+__all__ = ["Scan", "explain", "match", "python_steps", "rule_fires", "run_inline_tests"]
 
 INLINE_TEST_SOURCE = "inline-test"
 MAX_EVIDENCE = 100  # per match: enough to explain, bounded for hostile repetitive text
