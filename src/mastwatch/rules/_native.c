@@ -76,7 +76,7 @@ common_bits(PyObject *found, PyObject *bit_of, uint64_t *common)
 
 PyDoc_STRVAR(decide_doc,
 "decide(found, bit_of, pairs, candidates) -> (fired, rests, others)\n\n"
-"Candidates decided by bits (evaluate._firing_in_python): fired, those whose bits hold\n"
+"Candidates decided by bits (evaluate._firing_by_bits): fired, those whose bits hold\n"
 "and that have other branches left (rests), those not decided by bits (others); each a\n"
 "list in the candidates' order, or None when empty (fired is always a list).");
 

@@ -3,7 +3,10 @@
 One :class:`Scan` per document: a single automaton pass over all fields finds every literal
 (with word boundaries and exact-case checks); regexes and built-in patterns run lazily, only
 when a candidate rule asks, at most once per field. No I/O and no clock: the same rule set
-and document always give the same matches.
+and document always give the same matches. Deciding candidates by bits and explaining
+matches from the packed table run in C (``_native.c``) when the install compiled it, and
+here in Python otherwise (``_firing_by_bits``, ``_explain_in_python``), with the same
+results.
 """
 
 from __future__ import annotations
