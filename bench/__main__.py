@@ -83,7 +83,8 @@ def matching_figures(quick: bool, *, write: bool) -> list[Figure]:
                     f"{matching.python_ratio(few, many):.1%}"
                     f" ({many.python_items_per_second:,.0f} items/s)",
                     f"10 rules: {few.python_items_per_second:,.0f} items/s; best of"
-                    f" {matching.PYTHON_PASSES} passes, deciding and explaining in Python",
+                    f" {matching.PYTHON_PASSES} passes, deciding and explaining in Python"
+                    + ("" if matching.c_module_built() else f"; {matching.NOT_BUILT}"),
                     "",
                     None,
                 )

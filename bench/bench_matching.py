@@ -23,6 +23,7 @@ and run. Documents are normalised before timing starts: the figures are for matc
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import random
 import re
@@ -313,7 +314,17 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
                 f" {python_ratio(few, many):.1%}, {many.python_items_per_second:,.0f} against"
                 f" {few.python_items_per_second:,.0f} items/s"
             )
+    if not c_module_built():
+        out.append(f"- {NOT_BUILT}: every reading above is of the Python steps")
     return out
+
+
+NOT_BUILT = "the C module (mastwatch/rules/_native.c) is not built here, no C compiler?"
+
+
+def c_module_built() -> bool:
+    """Whether the install compiled the matcher's C module (else its steps run in Python)."""
+    return importlib.util.find_spec("mastwatch.rules._native") is not None
 
 
 def python_ratio(few: Row, many: Row) -> float:

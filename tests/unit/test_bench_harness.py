@@ -150,3 +150,17 @@ def test_the_cold_target_scales_with_this_machines_feedparser_baseline() -> None
     assert cold_target(5.4) == pytest.approx(3.0)  # the issue's own machine
     assert cold_target(10.8) == pytest.approx(6.0)  # a machine half as fast
     assert cold_target(2.7) == pytest.approx(1.5)  # and one twice as fast: stricter
+
+
+def test_the_matching_verdicts_say_when_the_c_module_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bench.bench_matching as matching  # noqa: PLC0415
+
+    few = Row(10, 0.0, 20_000 / 1.0, 8, 100, 1.0, (1.0,), 20_000 / 1.2)
+    many = Row(5000, 1.0, 20_000 / 1.9, 5000, 5, 1.0, (1.9,), 20_000 / 2.5)
+    assert matching.c_module_built()  # as `make test` installs it
+    lines = verdicts([few, many])
+    assert "without the C module" in lines[-1] and "48.0%" in lines[-1]
+    monkeypatch.setattr(matching, "c_module_built", lambda: False)
+    assert "not built here" in verdicts([few, many])[-1]
