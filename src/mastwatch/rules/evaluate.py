@@ -37,6 +37,8 @@ from mastwatch.rules.regex import spans
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import fold_offsets, is_word_char, make_document, token_bounds
 
+__all__ = ["Scan", "explain", "match", "python_steps", "rule_fires", "run_inline_tests"]
+
 try:  # deciding by bits and explaining from the table in C, where the install compiled it
     from mastwatch.rules import _native
 except ImportError:  # pragma: no cover - an install without a C compiler: the same in Python
@@ -55,8 +57,6 @@ def python_steps() -> Iterator[None]:
     finally:
         _native = saved
 
-
-__all__ = ["Scan", "explain", "match", "python_steps", "rule_fires", "run_inline_tests"]
 
 INLINE_TEST_SOURCE = "inline-test"
 MAX_EVIDENCE = 100  # per match: enough to explain, bounded for hostile repetitive text
