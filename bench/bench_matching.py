@@ -23,7 +23,6 @@ and run. Documents are normalised before timing starts: the figures are for matc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import random
 import re
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from mastwatch.model import Document, Item
 from mastwatch.rules import MatchNode, Near, Rule, RuleSet, Term, compile_rules, match
-from mastwatch.rules.evaluate import python_steps
+from mastwatch.rules.evaluate import C_MODULE_BUILT, python_steps
 from mastwatch.rules.reference import ReferenceMatcher
 from mastwatch.text import make_document
 
@@ -49,9 +48,10 @@ NAIVE_SECONDS = 3.0  # time given to the baseline at each size
 # best of 7 moved by 8 points between groups of rounds in one run; from the best of 14,
 # by 0.2 points in one run and 4 points across three runs (bench/changes.md, twelfth session)
 PASSES = 15
-# as many passes again, per size, with deciding and explaining in Python (as an install
+# passes at the sizes of the verdict with deciding and explaining in Python (as an install
 # without a C compiler runs them; see mastwatch/rules/_native.c): shown beside the verdict
 PYTHON_PASSES = 5
+PYTHON_SIZES = (10, 5000)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "matching"
 FULLWIDTH_PERCENT = "\uff05"  # as Japanese feeds often write it; NFKC makes it '%'
@@ -242,13 +242,15 @@ def measure_sizes(rule_sets: Sequence[Sequence[Rule]], docs: Sequence[Document])
     with python_steps():
         for _ in range(PYTHON_PASSES):
             for index, ruleset in enumerate(compiled):
-                in_python[index].append(_pass_seconds(ruleset, docs))
+                if len(rule_sets[index]) in PYTHON_SIZES:
+                    in_python[index].append(_pass_seconds(ruleset, docs))
     rows = []
     for rules, ruleset, times, python_times, built, found in zip(
         rule_sets, compiled, passes, in_python, compile_seconds, matches, strict=True
     ):
         naive_items, naive_rate = _naive(rules, ruleset, docs)
-        rate, python_rate = len(docs) / min(times), len(docs) / min(python_times)
+        rate = len(docs) / min(times)
+        python_rate = len(docs) / min(python_times) if python_times else None
         rows.append(
             Row(len(rules), built, rate, found, naive_items, naive_rate, tuple(times), python_rate)
         )
@@ -314,17 +316,12 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
                 f" {python_ratio(few, many):.1%}, {many.python_items_per_second:,.0f} against"
                 f" {few.python_items_per_second:,.0f} items/s"
             )
-    if not c_module_built():
+    if not C_MODULE_BUILT:
         out.append(f"- {NOT_BUILT}: every reading above is of the Python steps")
     return out
 
 
 NOT_BUILT = "the C module (mastwatch/rules/_native.c) is not built here, no C compiler?"
-
-
-def c_module_built() -> bool:
-    """Whether the install compiled the matcher's C module (else its steps run in Python)."""
-    return importlib.util.find_spec("mastwatch.rules._native") is not None
 
 
 def python_ratio(few: Row, many: Row) -> float:

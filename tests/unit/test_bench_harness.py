@@ -159,8 +159,8 @@ def test_the_matching_verdicts_say_when_the_c_module_is_missing(
 
     few = Row(10, 0.0, 20_000 / 1.0, 8, 100, 1.0, (1.0,), 20_000 / 1.2)
     many = Row(5000, 1.0, 20_000 / 1.9, 5000, 5, 1.0, (1.9,), 20_000 / 2.5)
-    assert matching.c_module_built()  # as `make test` installs it
+    assert matching.C_MODULE_BUILT  # as `make test` installs it
     lines = verdicts([few, many])
     assert "without the C module" in lines[-1] and "48.0%" in lines[-1]
-    monkeypatch.setattr(matching, "c_module_built", lambda: False)
+    monkeypatch.setattr(matching, "C_MODULE_BUILT", False)
     assert "not built here" in verdicts([few, many])[-1]

@@ -37,12 +37,21 @@ from mastwatch.rules.regex import spans
 from mastwatch.rules.tree import FIELDS
 from mastwatch.text import fold_offsets, is_word_char, make_document, token_bounds
 
-__all__ = ["Scan", "explain", "match", "python_steps", "rule_fires", "run_inline_tests"]
+__all__ = [
+    "C_MODULE_BUILT",
+    "Scan",
+    "explain",
+    "match",
+    "python_steps",
+    "rule_fires",
+    "run_inline_tests",
+]
 
 try:  # deciding by bits and explaining from the table in C, where the install compiled it
     from mastwatch.rules import _native
 except ImportError:  # pragma: no cover - an install without a C compiler: the same in Python
     _native = None  # type: ignore[assignment]
+C_MODULE_BUILT = _native is not None  # whether the install compiled _native.c
 
 
 @contextmanager
